@@ -1,0 +1,1 @@
+"""The ASGI app: one router per area; errors mapped to HTTP in ``errors``."""

@@ -1,0 +1,63 @@
+"""Request-scoped values shared by the routers."""
+
+from __future__ import annotations
+
+import zlib
+
+from fastapi import Request
+
+from vigil.app import Components
+from vigil.core.errors import InvalidInput, PayloadTooLarge, Problem, UnsupportedMediaType
+
+
+def components(request: Request) -> Components:
+    c: Components = request.app.state.components
+    return c
+
+
+def tenant(request: Request) -> str:
+    """The tenant of the request. Until credentials exist (security issue) every request
+    belongs to the configured default tenant; it never comes from the body."""
+    return components(request).settings.default_tenant
+
+
+def check_content_type(request: Request, allowed: tuple[str, ...], missing_ok: bool) -> None:
+    raw = request.headers.get("content-type")
+    if raw is None:
+        if missing_ok:
+            return
+        raise UnsupportedMediaType(f"Content-Type is required; send {allowed[0]}")
+    media = raw.split(";", 1)[0].strip().lower()
+    if media not in allowed and not (media.endswith("+json") and "application/json" in allowed):
+        raise UnsupportedMediaType(
+            f"Content-Type {media!r} is not accepted here; send {' or '.join(allowed)}")
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The body, gunzipped if ``Content-Encoding: gzip``; 413 past ``max_bytes`` either way."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {max_bytes}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"body exceeds the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding != "gzip":
+        raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported; use gzip")
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(body, max_bytes + 1)
+    except zlib.error as err:
+        raise InvalidInput(Problem(f"body is not valid gzip: {err}", field="body")) from err
+    if len(out) > max_bytes or d.unconsumed_tail:
+        raise PayloadTooLarge(f"decompressed body exceeds the limit of {max_bytes} bytes")
+    if not d.eof:
+        raise InvalidInput(Problem("gzip body is truncated", field="body"))
+    return out
+

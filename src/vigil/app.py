@@ -1,0 +1,187 @@
+"""The composition root: builds every component from ``Settings`` and wires them.
+
+Also home of ``Vigil``, the embedded Python API, which is the same components without
+the HTTP server.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from vigil import config
+from vigil.config import Settings
+from vigil.core.timeutil import now_ms
+from vigil.core.types import SampleBatch
+from vigil.ingest.json_samples import parse_samples
+from vigil.ingest.limits import Limits
+from vigil.pipeline import Pipeline
+from vigil.query.engine import QueryEngine, QueryResult
+from vigil.query.model import Query
+from vigil.storage.duckdb_store import DuckDBStore
+from vigil.storage.store import Tier
+from vigil.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+STORE_FILE = "vigil.duckdb"
+
+
+def retention_ms(settings: Settings) -> dict[Tier, int]:
+    return {
+        "raw": int(settings.retention_raw * 1000),
+        "5m": int(settings.retention_5m * 1000),
+        "1h": int(settings.retention_1h * 1000),
+        "1d": int(settings.retention_1d * 1000),
+    }
+
+
+class Maintenance:
+    """Background thread: rolls up closed buckets and enforces retention on a schedule."""
+
+    def __init__(self, store: DuckDBStore, settings: Settings) -> None:
+        self._store = store
+        self._settings = settings
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vigil-maintenance", daemon=True)
+        self._last_retention = 0.0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def run_once(self) -> None:
+        now = now_ms()
+        self._store.refresh_rollups(now)
+        if now - self._last_retention >= self._settings.retention_interval * 1000:
+            deleted = self._store.apply_retention(now, retention_ms(self._settings))
+            self._last_retention = now
+            if any(deleted.values()):
+                log.info("retention applied", extra={"deleted": deleted})
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._settings.rollup_interval):
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("maintenance failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
+@dataclass
+class Components:
+    settings: Settings
+    store: DuckDBStore
+    telemetry: Telemetry
+    pipeline: Pipeline
+    engine: QueryEngine
+    maintenance: Maintenance
+    limits: Limits
+
+    def close(self) -> None:
+        """Stop maintenance, flush every queued write, checkpoint."""
+        self.maintenance.stop()
+        self.store.close()
+
+
+def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
+    store = DuckDBStore(
+        settings.data_path / STORE_FILE,
+        max_series_per_tenant=settings.max_series_per_tenant,
+        memory_limit=settings.duckdb_memory_limit,
+        threads=settings.duckdb_threads or None,
+    )
+    telemetry = Telemetry()
+    telemetry.watch_store(store.stats)
+    pipeline = Pipeline(store, telemetry, raw_retention_ms=retention_ms(settings)["raw"])
+    maintenance = Maintenance(store, settings)
+    if start_maintenance:
+        maintenance.start()
+    limits = Limits(settings.max_labels, settings.max_name_length,
+                    settings.max_label_value_length)
+    return Components(settings, store, telemetry, pipeline, QueryEngine(store), maintenance,
+                      limits)
+
+
+class Vigil:
+    """Vigil embedded in your process: the same store, rollups and queries, no server.
+
+    >>> import tempfile
+    >>> with Vigil(tempfile.mkdtemp()) as v:
+    ...     v.record("queue_depth", 3, {"queue": "emails"})
+    ...     v.query("queue_depth", fn="max", group_by=[]).series[0].values
+    array([3.])
+    """
+
+    def __init__(
+        self, data_dir: str | Path = "./vigil-data", *, tenant: str | None = None,
+        **settings: Any,
+    ) -> None:
+        self.settings = config.load(overrides={"data_dir": str(data_dir), **settings})
+        self.tenant = tenant or self.settings.default_tenant
+        self._c = build(self.settings)
+
+    def record(
+        self,
+        name: str,
+        value: float,
+        labels: Mapping[str, str] | None = None,
+        *,
+        timestamp: int | str | datetime | None = None,
+        type: str = "gauge",
+        category: str = "custom",
+    ) -> None:
+        """Store one sample durably (``timestamp``: epoch ms, RFC 3339 or datetime)."""
+        self.record_batch([{"name": name, "value": value, "labels": labels or {},
+                            "timestamp": timestamp, "type": type, "category": category}])
+
+    def record_batch(self, samples: SampleBatch | Iterable[Mapping[str, Any]]) -> int:
+        """Store samples atomically; returns how many. A ``SampleBatch`` (columns) is the
+        fast path; dicts take the JSON shape of ``POST /api/v1/metrics``."""
+        if not isinstance(samples, SampleBatch):
+            samples = parse_samples(samples, limits=self._c.limits, now_ms=now_ms())
+        return self._c.pipeline.write_sync(self.tenant, samples, "embedded")
+
+    def query(
+        self,
+        name: str,
+        *,
+        match: Sequence[str] = (),
+        start: str | float | None = None,
+        end: str | float | None = None,
+        step: str | None = None,
+        fn: str = "avg",
+        q: float | None = None,
+        group_by: Sequence[str] | None = None,
+        window: str | None = None,
+    ) -> QueryResult:
+        """Same parameters as ``GET /api/v1/query`` (start/end: RFC 3339 or epoch seconds)."""
+        params: dict[str, Any] = {
+            "name": name, "match": list(match), "fn": fn, "step": step, "window": window,
+            "start": None if start is None else str(start),
+            "end": None if end is None else str(end),
+            "q": None if q is None else str(q),
+            "group_by": None if group_by is None else ",".join(group_by),
+        }
+        return self._c.engine.run(self.tenant, Query.from_params(params, now_ms()))
+
+    @property
+    def store(self) -> DuckDBStore:
+        return self._c.store
+
+    def close(self) -> None:
+        self._c.close()
+
+    def __enter__(self) -> Vigil:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

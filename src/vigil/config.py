@@ -1,0 +1,174 @@
+"""Settings: defaults <- preset <- TOML file <- ``VIGIL_*`` environment variables.
+
+``SETTINGS`` is the one table of every setting with its default and help; docs/config.md
+is checked against it by the test suite. Nothing outside this module reads os.environ.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from vigil.core.errors import VigilError
+from vigil.core.timeutil import parse_duration_ms
+
+
+class ConfigError(VigilError):
+    """A setting is unknown or its value is invalid; the message names key and value."""
+
+
+def _duration_s(v: Any) -> float:
+    """``90s``, ``5m``, ``30d``, a number of seconds, or ``0`` (= forever/off)."""
+    if isinstance(v, (int, float)) or str(v).strip() in ("0", "0s"):
+        return float(v) if not isinstance(v, str) else 0.0
+    return parse_duration_ms(str(v)) / 1000.0
+
+
+def _int(v: Any) -> int:
+    return int(str(v).replace("_", ""))
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if s in ("1", "true", "yes", "on"):
+        return True
+    if s in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {v!r}")
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    def parse(v: Any) -> str:
+        if str(v) not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return str(v)
+
+    return parse
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    default: Any
+    parse: Callable[[Any], Any]
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("preset", "development", _choice("development", "staging", "production"),
+            "Preset that sets defaults for the rest: development, staging or production."),
+    Setting("host", "127.0.0.1", str, "Address to listen on."),
+    Setting("port", 9470, _int, "TCP port to listen on."),
+    Setting("data_dir", "./vigil-data", str, "Directory holding the embedded store."),
+    Setting("default_tenant", "default", str,
+            "Tenant of unauthenticated requests and of the embedded API."),
+    Setting("log_level", "info", _choice("debug", "info", "warning", "error"), "Log level."),
+    Setting("log_format", "text", _choice("text", "json"),
+            "Log format: text for people, json for log shippers."),
+    Setting("max_body_bytes", 64 * 1024 * 1024, _int,
+            "Largest request body accepted (after gzip decompression); larger gets 413."),
+    Setting("max_labels", 32, _int, "Most labels one series may have."),
+    Setting("max_name_length", 256, _int, "Longest metric or label name."),
+    Setting("max_label_value_length", 2048, _int, "Longest label value."),
+    Setting("max_series_per_tenant", 1_000_000, _int,
+            "Series a tenant may have; batches that would add more are refused."),
+    Setting("retention_raw", 30 * 86400.0, _duration_s, "How long raw samples are kept."),
+    Setting("retention_5m", 90 * 86400.0, _duration_s, "How long 5-minute rollups are kept."),
+    Setting("retention_1h", 400 * 86400.0, _duration_s, "How long 1-hour rollups are kept."),
+    Setting("retention_1d", 0.0, _duration_s, "How long 1-day rollups are kept (0 = forever)."),
+    Setting("rollup_interval", 2.0, _duration_s,
+            "How often closed buckets are rolled up (a bucket is read from raw until then)."),
+    Setting("retention_interval", 3600.0, _duration_s, "How often retention is enforced."),
+    Setting("duckdb_memory_limit", "1GB", str, "Memory limit of the embedded DuckDB store."),
+    Setting("duckdb_threads", 0, _int, "DuckDB worker threads (0 = one per core)."),
+)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "development": {},
+    "staging": {"log_format": "json"},
+    "production": {"log_format": "json", "log_level": "warning"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    preset: str
+    host: str
+    port: int
+    data_dir: str
+    default_tenant: str
+    log_level: str
+    log_format: str
+    max_body_bytes: int
+    max_labels: int
+    max_name_length: int
+    max_label_value_length: int
+    max_series_per_tenant: int
+    retention_raw: float
+    retention_5m: float
+    retention_1h: float
+    retention_1d: float
+    rollup_interval: float
+    retention_interval: float
+    duckdb_memory_limit: str
+    duckdb_threads: int
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **{k: _parse(k, v) for k, v in changes.items()})
+
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+assert set(_BY_NAME) == {f.name for f in fields(Settings)}, "BUG: SETTINGS and Settings differ"
+
+
+def _parse(name: str, value: Any) -> Any:
+    setting = _BY_NAME.get(name)
+    if setting is None:
+        raise ConfigError(f"unknown setting {name!r}; see docs/config.md for the list")
+    try:
+        return setting.parse(value)
+    except (ValueError, TypeError, VigilError) as err:
+        raise ConfigError(f"bad value {value!r} for setting {name!r}: {err}") from err
+
+
+def load(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build Settings. Precedence, lowest first: defaults, preset, TOML file, environment
+    (``VIGIL_<NAME>``), then ``overrides`` (command-line flags)."""
+    env = os.environ if env is None else env
+    file_values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                file_values = tomllib.load(f)
+        except OSError as err:
+            raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"config file {path} is not valid TOML: {err}") from err
+        file_values = file_values.get("vigil", file_values)
+    env_values = {
+        k[6:].lower(): v for k, v in env.items() if k.startswith("VIGIL_") and
+        k[6:].lower() in _BY_NAME
+    }
+    layered: dict[str, Any] = {}
+    for source in (file_values, env_values, overrides or {}):
+        layered.update({k: v for k, v in source.items() if v is not None})
+    preset = _parse("preset", layered.get("preset", "development"))
+    values = {s.name: s.default for s in SETTINGS}
+    values.update(PRESETS[preset])
+    for k, v in layered.items():
+        values[k] = _parse(k, v)
+    return Settings(**values)

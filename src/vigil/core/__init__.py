@@ -1,0 +1,1 @@
+"""Types shared by every stage: columnar sample batches, series keys, matchers, time, errors."""

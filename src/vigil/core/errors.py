@@ -1,0 +1,76 @@
+"""The error hierarchy. HTTP status codes are chosen once, in ``vigil.api.errors``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with an input: where (line and/or field) and why."""
+
+    reason: str
+    line: int | None = None
+    field: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"reason": self.reason}
+        if self.line is not None:
+            out["line"] = self.line
+        if self.field is not None:
+            out["field"] = self.field
+        return out
+
+
+class VigilError(Exception):
+    """Root of every error Vigil raises on purpose."""
+
+
+class InvalidInput(VigilError):
+    """The input was rejected whole; ``problems`` names the first bad lines or fields."""
+
+    def __init__(self, problems: list[Problem] | Problem | str) -> None:
+        if isinstance(problems, str):
+            problems = [Problem(problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems = problems
+        first = problems[0]
+        where = "".join(
+            part
+            for part in (
+                f"line {first.line}: " if first.line is not None else "",
+                f"{first.field}: " if first.field is not None else "",
+            )
+        )
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"{where}{first.reason}{more}")
+
+
+class PayloadTooLarge(VigilError):
+    """The body exceeds the configured limit (``max_body_bytes``)."""
+
+
+class UnsupportedMediaType(VigilError):
+    """The request's Content-Type is not one the endpoint reads."""
+
+
+class SeriesLimitExceeded(VigilError):
+    """A batch would create series beyond the tenant's limit; nothing of it was stored."""
+
+    def __init__(self, tenant: str, limit: int, first_new: str, new_count: int) -> None:
+        self.tenant, self.limit = tenant, limit
+        self.first_new, self.new_count = first_new, new_count
+        super().__init__(
+            f"tenant {tenant!r} is at its limit of {limit} series; this batch would add "
+            f"{new_count} new series (first: {first_new}). Existing series keep being accepted; "
+            "drop high-cardinality labels or raise max_series_per_tenant"
+        )
+
+
+class NotFound(VigilError):
+    """The named thing does not exist."""
+
+
+class StoreUnavailable(VigilError):
+    """The store is closed or failing; the write was not acknowledged."""

@@ -1,0 +1,1 @@
+"""One parser per protocol, each turning a request body into a columnar ``SampleBatch``."""

@@ -1,0 +1,35 @@
+"""Which storage tier answers a query exactly, coarsest first."""
+
+from __future__ import annotations
+
+from vigil.core.errors import InvalidInput, Problem
+from vigil.query.model import Query
+from vigil.storage.store import TIER_MS, Tier
+
+_COARSEST_FIRST: tuple[Tier, ...] = ("1d", "1h", "5m")
+
+
+def fits(tier: Tier, query: Query, now_ms: int) -> bool:
+    """A rollup tier answers exactly when every step bucket is a union of its buckets:
+    step, start and end fall on its bucket edges (an end in the future counts as
+    aligned: no samples lie beyond now)."""
+    if tier == "raw":
+        return True
+    if query.fn in ("rate", "increase"):
+        return False  # counter resets need raw samples
+    w = TIER_MS[tier]
+    return (
+        query.step_ms % w == 0
+        and query.start_ms % w == 0
+        and (query.end_ms % w == 0 or query.end_ms >= now_ms)
+    )
+
+
+def plan(query: Query, now_ms: int) -> Tier:
+    if query.tier is not None:
+        if not fits(query.tier, query, now_ms):
+            raise InvalidInput(Problem(
+                f"tier {query.tier} cannot answer this query exactly: step, start and end "
+                f"must be multiples of {query.tier} (and fn not rate/increase)", field="tier"))
+        return query.tier
+    return next((t for t in _COARSEST_FIRST if fits(t, query, now_ms)), "raw")

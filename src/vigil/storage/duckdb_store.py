@@ -1,0 +1,495 @@
+"""The embedded store: one DuckDB file in the data directory.
+
+One writer connection, driven by the group-commit ``WriteBuffer`` thread; reads use
+thread-local cursors on the same database, so they see committed data and never wait
+for the writer (DuckDB is MVCC). Rollup maintenance runs on its own cursor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from vigil.core.errors import SeriesLimitExceeded, StoreUnavailable
+from vigil.core.matchers import Matcher
+from vigil.core.types import Int32Array, SampleBatch, SeriesKey
+from vigil.storage import rollups
+from vigil.storage.migrations import LATEST, MIGRATIONS
+from vigil.storage.rollups import DirtyBuckets, merge_ranges, range_filter
+from vigil.storage.series_index import SeriesIndex
+from vigil.storage.sketch import key_sql
+from vigil.storage.store import (
+    ROLLUP_TIERS,
+    TIER_MS,
+    Buckets,
+    MetricInfo,
+    Points,
+    Selection,
+    SeriesInfo,
+    Tier,
+)
+from vigil.storage.write_buffer import WriteBuffer
+
+log = logging.getLogger(__name__)
+
+_Item = tuple[str, SampleBatch]
+# Above this many series a selection is joined as a table instead of an IN list.
+_IN_LIST_MAX = 512
+
+
+class DuckDBStore:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_series_per_tenant: int = 1_000_000,
+        memory_limit: str = "1GB",
+        threads: int | None = None,
+        migrate: bool = True,
+    ) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.max_series_per_tenant = max_series_per_tenant
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "memory_limit": memory_limit,
+            "preserve_insertion_order": False,
+        }
+        if threads:
+            config["threads"] = threads
+        self._db = duckdb.connect(str(path), config=config)
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursors_lock = threading.Lock()
+        self._closed = False
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER, applied_ms BIGINT)"
+        )
+        if migrate:
+            self.migrate(LATEST)
+        self._maint_lock = threading.Lock()
+        self._maint = self._db.cursor()
+        self.index = SeriesIndex()
+        self.dirty = DirtyBuckets()
+        self.refresh_stats: dict[str, float] = {"runs": 0, "buckets": 0, "seconds": 0.0,
+                                                 "last_run_ms": 0}
+        if self.schema_version() >= 1:
+            self._load()
+        self._writer: WriteBuffer[_Item] = WriteBuffer(self._commit, lambda it: len(it[1]))
+
+    # ------------------------------------------------------------------ schema
+    def schema_version(self) -> int:
+        [(version,)] = self._cursor().execute(
+            "SELECT max(version) FROM schema_migrations").fetchall()
+        return int(version) if version is not None else 0
+
+    def migrate(self, target: int) -> list[str]:
+        """Apply up or down steps until the schema is at ``target``; returns what ran."""
+        done: list[str] = []
+        current = self.schema_version()
+        steps = (
+            [(m.version, m.up, m.description) for m in MIGRATIONS if current < m.version <= target]
+            if target >= current
+            else [(m.version - 1, m.down, f"undo {m.description}")
+                  for m in reversed(MIGRATIONS) if target < m.version <= current]
+        )
+        for version, statements, description in steps:
+            self._db.execute("BEGIN")
+            try:
+                for sql in statements:
+                    self._db.execute(sql)
+                self._db.execute("DELETE FROM schema_migrations")
+                self._db.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?)",
+                    [version, int(time.time() * 1000)],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            done.append(f"{version}: {description}")
+        return done
+
+    def _load(self) -> None:
+        rows = self._db.execute(
+            "SELECT tenant, id, name, labels, type, category FROM series ORDER BY id"
+        ).fetchall()
+        by_tenant: dict[str, list[SeriesInfo]] = {}
+        for tenant, sid, name, labels, mtype, category in rows:
+            key = SeriesKey.of(name, json.loads(labels))
+            by_tenant.setdefault(tenant, []).append(SeriesInfo(sid, key, mtype, category))
+        for tenant, infos in by_tenant.items():
+            self.index.add(tenant, infos)
+        marks: dict[Tier, Iterable[int]] = {}
+        for tier in ROLLUP_TIERS:
+            rows = self._db.execute(
+                "SELECT DISTINCT bucket FROM rollup_dirty WHERE tier = ?", [tier]).fetchall()
+            marks[tier] = [r[0] for r in rows]
+        self.dirty.mark(marks)
+
+    # ------------------------------------------------------------------ writes
+    def submit(self, tenant: str, batch: SampleBatch) -> Future[int]:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        return self._writer.submit((tenant, batch))
+
+    def _commit(self, items: Sequence[_Item]) -> list[int | BaseException]:
+        outcomes: list[int | BaseException] = []
+        pending: dict[str, dict[SeriesKey, SeriesInfo]] = {}
+        new_rows: list[tuple[str, SeriesInfo]] = []
+        next_id = self.index.next_id
+        sids, tss, vals = [], [], []
+        for tenant, batch in items:
+            mine = pending.setdefault(tenant, {})
+            ids, new = self.index.resolve(tenant, batch.series, mine, next_id)
+            total = self.index.count(tenant) + len(mine) + len(new)
+            if new and total > self.max_series_per_tenant:
+                outcomes.append(SeriesLimitExceeded(
+                    tenant, self.max_series_per_tenant, str(new[0].key), len(new)))
+                continue
+            for info in new:
+                mine[info.key] = info
+                new_rows.append((tenant, info))
+            next_id += len(new)
+            sids.append(ids[batch.series_idx])
+            tss.append(batch.ts_ms)
+            vals.append(batch.value)
+            outcomes.append(len(batch))
+        if not sids:
+            return outcomes
+        ts = np.concatenate(tss)
+        table = pa.table({
+            "series_id": np.concatenate(sids),
+            "ts": ts,
+            "value": np.concatenate(vals),
+        })
+        touched = DirtyBuckets.touched(ts)
+        dirty = pa.table({
+            "tier": [t for t, b in touched.items() for _ in range(len(b))],
+            "bucket": np.concatenate(list(touched.values())),
+        })
+        con = self._db
+        con.execute("BEGIN")
+        try:
+            if new_rows:
+                now = int(time.time() * 1000)
+                con.executemany(
+                    "INSERT INTO series VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(i.id, tenant, i.key.name, json.dumps(i.key.label_dict()), i.type,
+                      i.category, now) for tenant, i in new_rows],
+                )
+            con.register("_batch", table)
+            con.register("_dirty", dirty)
+            con.execute("INSERT INTO samples SELECT series_id, ts, value FROM _batch")
+            con.execute("INSERT INTO rollup_dirty SELECT tier, bucket FROM _dirty")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.unregister("_batch")
+            con.unregister("_dirty")
+        for tenant, info in new_rows:
+            self.index.add(tenant, [info])
+        self.dirty.mark(dict(touched))
+        return outcomes
+
+    # ------------------------------------------------------------------ catalogue
+    def find_series(
+        self, tenant: str, name: str | None, matchers: Sequence[Matcher] = ()
+    ) -> list[SeriesInfo]:
+        return [self.index.info(i) for i in self.index.find(tenant, name, matchers)]
+
+    def metric_names(self, tenant: str, category: str | None = None) -> list[MetricInfo]:
+        by_name: dict[str, list[SeriesInfo]] = {}
+        for info in self.index.infos(tenant):
+            by_name.setdefault(info.key.name, []).append(info)
+        return [
+            MetricInfo(name, infos[0].type, infos[0].category, len(infos))
+            for name, infos in sorted(by_name.items())
+            if category is None or infos[0].category == category
+        ]
+
+    def label_names(self, tenant: str, name: str | None = None) -> list[str]:
+        return self.index.label_names(tenant, name)
+
+    def label_values(self, tenant: str, label: str, name: str | None = None) -> list[str]:
+        return self.index.label_values(tenant, label, name)
+
+    def cardinality(self, tenant: str, limit: int = 10) -> dict[str, object]:
+        out = self.index.cardinality(tenant, limit)
+        out["limit"] = self.max_series_per_tenant
+        return out
+
+    # ------------------------------------------------------------------ reads
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cur", None)
+        if cur is None:
+            if self._closed:
+                raise StoreUnavailable("the store is closed")
+            cur = self._local.cur = self._db.cursor()
+            with self._cursors_lock:
+                self._cursors.append(cur)
+        return cur
+
+    def _own(self, tenant: str, sel: Selection) -> Selection:
+        keep = np.isin(sel.series_ids, self.index.owned(tenant, sel.series_ids))
+        return Selection(sel.series_ids[keep], sel.groups[keep])
+
+    def _select(self, cur: duckdb.DuckDBPyConnection, sel: Selection) -> str:
+        """Register ``sel`` as table ``_sel`` and return a predicate on series_id."""
+        cur.register("_sel", pa.table({"series_id": sel.series_ids, "grp": sel.groups}))
+        if len(sel.series_ids) <= _IN_LIST_MAX:
+            ids = ",".join(str(int(i)) for i in np.unique(sel.series_ids))
+            return f"series_id IN ({ids})"
+        return "series_id IN (SELECT series_id FROM _sel)"
+
+    def _sources(
+        self, tier: Tier, start_ms: int, end_ms: int, series: str, rollup_cols: str,
+        raw_cols: str,
+    ) -> str:
+        """Rows of ``tier`` in range, with still-dirty buckets read from raw samples."""
+        raw_where = f"{series} AND ts >= {start_ms} AND ts < {end_ms}"
+        if tier == "raw":
+            return f"SELECT series_id, ts AS t0, {raw_cols} FROM samples WHERE {raw_where}"
+        dirty = self.dirty.ranges(tier, start_ms, end_ms)
+        return (
+            f"SELECT series_id, bucket AS t0, {rollup_cols} FROM rollup_{tier} "
+            f"WHERE {series} AND bucket >= {start_ms} AND bucket < {end_ms} "
+            f"AND NOT {range_filter('bucket', dirty)} "
+            f"UNION ALL SELECT series_id, ts AS t0, {raw_cols} FROM samples "
+            f"WHERE {raw_where} AND {range_filter('ts', dirty)}"
+        )
+
+    def buckets(
+        self, tenant: str, tier: Tier, sel: Selection, start_ms: int, end_ms: int, step_ms: int
+    ) -> Buckets:
+        sel = self._own(tenant, sel)
+        if not len(sel.series_ids):
+            return _empty_buckets()
+        cur = self._cursor()
+        try:
+            src = self._sources(
+                tier, start_ms, end_ms, self._select(cur, sel),
+                "cnt, total, min, max, last_ts, last",
+                "1 AS cnt, value AS total, value AS min, value AS max, ts AS last_ts, "
+                "value AS last",
+            )
+            tbl = cur.sql(f"""
+                SELECT _sel.grp AS grp, t0 // {step_ms} * {step_ms} AS t,
+                       sum(cnt)::BIGINT AS cnt, sum(total) AS total, min(min) AS min,
+                       max(max) AS max, max(last_ts) AS last_ts, arg_max(last, last_ts) AS last
+                FROM ({src}) s JOIN _sel USING (series_id)
+                GROUP BY 1, 2 ORDER BY 1, 2""").to_arrow_table()
+        finally:
+            cur.unregister("_sel")
+        c = {name: tbl.column(name).to_numpy() for name in tbl.column_names}
+        return Buckets(c["grp"].astype(np.int32), c["t"].astype(np.int64),
+                       c["cnt"].astype(np.int64), c["total"], c["min"], c["max"],
+                       c["last_ts"].astype(np.int64), c["last"])
+
+    def quantiles(
+        self, tenant: str, tier: Tier, sel: Selection, start_ms: int, end_ms: int,
+        step_ms: int, q: float,
+    ) -> Points:
+        from vigil.storage.sketch import representative
+
+        sel = self._own(tenant, sel)
+        if not len(sel.series_ids):
+            return _empty_points()
+        cur = self._cursor()
+        try:
+            series = self._select(cur, sel)
+            if tier == "raw":
+                sql = f"""
+                    SELECT _sel.grp AS k, ts // {step_ms} * {step_ms} AS t,
+                           quantile_cont(value, {q!r}) AS v
+                    FROM samples JOIN _sel USING (series_id)
+                    WHERE {series} AND ts >= {start_ms} AND ts < {end_ms}
+                    GROUP BY 1, 2 ORDER BY 1, 2"""
+            else:
+                src = self._sources(
+                    tier, start_ms, end_ms, series,
+                    "unnest(sk_keys) AS sk, unnest(sk_counts) AS c",
+                    f"{key_sql('value')} AS sk, 1 AS c",
+                )
+                sql = f"""
+                    WITH m AS (SELECT _sel.grp AS k, t0 // {step_ms} * {step_ms} AS t, sk,
+                                      sum(c) AS c
+                               FROM ({src}) s JOIN _sel USING (series_id) GROUP BY ALL),
+                    w AS (SELECT k, t, sk, sum(c) OVER (PARTITION BY k, t ORDER BY sk) AS cum,
+                                 sum(c) OVER (PARTITION BY k, t) AS n FROM m)
+                    SELECT k, t, min(sk) AS v FROM w WHERE cum > floor({q!r} * (n - 1))
+                    GROUP BY 1, 2 ORDER BY 1, 2"""
+            tbl = cur.sql(sql).to_arrow_table()
+        finally:
+            cur.unregister("_sel")
+        k = tbl.column("k").to_numpy().astype(np.int32)
+        t = tbl.column("t").to_numpy().astype(np.int64)
+        v = tbl.column("v").to_numpy()
+        if tier != "raw":
+            v = representative(v.astype(np.int64))
+        return Points(k, t, v.astype(np.float64))
+
+    def raw(self, tenant: str, series_ids: Int32Array, start_ms: int, end_ms: int) -> Points:
+        sel = self._own(tenant, Selection.each(series_ids.tolist()))
+        if not len(sel.series_ids):
+            return _empty_points()
+        cur = self._cursor()
+        try:
+            series = self._select(cur, sel)
+            tbl = cur.sql(
+                f"SELECT series_id, ts, value FROM samples WHERE {series} "
+                f"AND ts >= {start_ms} AND ts < {end_ms} ORDER BY series_id, ts"
+            ).to_arrow_table()
+        finally:
+            cur.unregister("_sel")
+        return Points(tbl.column(0).to_numpy().astype(np.int32),
+                      tbl.column(1).to_numpy().astype(np.int64), tbl.column(2).to_numpy())
+
+    def latest(self, tenant: str, series_ids: Int32Array) -> Points:
+        ids = np.asarray(series_ids, np.int32)
+        whole = TIER_MS["1d"] * 400_000  # every day bucket since the epoch, in one step
+        b = self.buckets(tenant, "1d", Selection(ids, ids), 0, whole, whole)
+        return Points(b.group, b.last_ts, b.last)
+
+    # ------------------------------------------------------------------ rollups
+    def refresh_rollups(self, now_ms: int, grace_ms: int = 0) -> int:
+        """Rebuild dirty buckets that closed ``grace_ms`` before ``now_ms``, finest first."""
+        t0 = time.perf_counter()
+        rebuilt = 0
+        with self._maint_lock:
+            con = self._maint
+            for tier in ROLLUP_TIERS:
+                snap = self.dirty.snapshot(tier, now_ms - grace_ms)
+                if not snap:
+                    continue
+                w = TIER_MS[tier]
+                ranges = merge_ranges(snap, w)
+                child = rollups.PARENT[tier]
+                select = (
+                    rollups.rebuild_from_raw_sql(range_filter("ts", ranges))
+                    if child == "raw"
+                    else rollups.rebuild_from_tier_sql(child, w, range_filter("bucket", ranges))
+                )
+                con.execute("BEGIN")
+                try:
+                    con.execute(f"DELETE FROM rollup_{tier} WHERE {range_filter('bucket', ranges)}")
+                    con.execute(f"INSERT INTO rollup_{tier} {select}")
+                    con.execute(
+                        f"DELETE FROM rollup_dirty WHERE tier = '{tier}' "
+                        f"AND {range_filter('bucket', ranges)}"
+                    )
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                self.dirty.clear(tier, snap)
+                rebuilt += len(snap)
+        st = self.refresh_stats
+        st["runs"] += 1
+        st["buckets"] += rebuilt
+        st["seconds"] += time.perf_counter() - t0
+        st["last_run_ms"] = now_ms
+        return rebuilt
+
+    def recompute_rollups(self, start_ms: int, end_ms: int) -> int:
+        w = TIER_MS["5m"]
+        starts = np.arange(start_ms // w * w, end_ms, w, dtype=np.int64)
+        row = self._cursor().execute(
+            "SELECT min(ts), max(ts) FROM samples WHERE ts >= ? AND ts < ?", [start_ms, end_ms]
+        ).fetchall()[0]
+        if row[0] is None:
+            return 0
+        starts = starts[(starts + w > row[0]) & (starts <= row[1])]
+        marks = DirtyBuckets.touched(starts)
+        with self._maint_lock:
+            dirty = pa.table({
+                "tier": [t for t, b in marks.items() for _ in range(len(b))],
+                "bucket": np.concatenate(list(marks.values())),
+            })
+            self._maint.register("_dirty", dirty)
+            try:
+                self._maint.execute("INSERT INTO rollup_dirty SELECT tier, bucket FROM _dirty")
+            finally:
+                self._maint.unregister("_dirty")
+            self.dirty.mark(dict(marks))
+        return len(starts)
+
+    def rollup_status(self) -> dict[str, object]:
+        cur = self._cursor()
+        dirty = self.dirty.counts()
+        tiers = {}
+        for tier in ROLLUP_TIERS:
+            row = cur.execute(
+                f"SELECT count(*), min(bucket), max(bucket) FROM rollup_{tier}").fetchall()[0]
+            tiers[tier] = {"rows": row[0], "first_bucket_ms": row[1], "last_bucket_ms": row[2],
+                           "stale_buckets": dirty[tier]}
+        return {"tiers": tiers, "refresh": dict(self.refresh_stats)}
+
+    def apply_retention(self, now_ms: int, retention_ms: dict[Tier, int]) -> dict[str, int]:
+        day = TIER_MS["1d"]
+        deleted: dict[str, int] = {}
+        with self._maint_lock:
+            for tier, keep in retention_ms.items():
+                if keep <= 0:
+                    continue
+                # Whole days only, so no rollup bucket ever loses half of its raw samples.
+                cutoff = (now_ms - keep) // day * day
+                table, col = ("samples", "ts") if tier == "raw" else (f"rollup_{tier}", "bucket")
+                [(n,)] = self._maint.execute(
+                    f"DELETE FROM {table} WHERE {col} < {cutoff}").fetchall()
+                deleted[tier] = int(n)
+        return deleted
+
+    # ------------------------------------------------------------------ operations
+    def stats(self) -> dict[str, float]:
+        w = self._writer.stats
+        return {
+            "commits": w.commits, "committed_batches": w.items, "committed_samples": w.samples,
+            "failed_batches": w.failed_items, "commit_seconds": w.commit_seconds,
+            "last_commit_seconds": w.last_commit_seconds, "buffer_samples": self._writer.depth,
+            "stale_buckets": sum(self.dirty.counts().values()),
+        }
+
+    def check_writable(self) -> None:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        self._cursor().execute("SELECT count(*) FROM schema_migrations").fetchall()
+
+    def checkpoint(self) -> None:
+        with self._maint_lock:
+            self._maint.execute("CHECKPOINT")
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._writer.close()
+        self._closed = True
+        with self._maint_lock:
+            try:
+                self._maint.execute("CHECKPOINT")
+            except duckdb.Error:
+                log.warning("checkpoint at close failed", exc_info=True)
+            with self._cursors_lock:
+                for cur in self._cursors:
+                    cur.close()
+            self._maint.close()
+            self._db.close()
+
+
+def _empty_buckets() -> Buckets:
+    i64, f64 = np.empty(0, np.int64), np.empty(0, np.float64)
+    return Buckets(np.empty(0, np.int32), i64, i64, f64, f64, f64, i64, f64)
+
+
+def _empty_points() -> Points:
+    return Points(np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, np.float64))

@@ -1,0 +1,127 @@
+"""Continuous rollups: which buckets are stale, and the set-wise SQL that rebuilds them.
+
+Every commit marks the 5m, 1h and 1d buckets its samples fall in as dirty (in memory
+with a version, and in the ``rollup_dirty`` table inside the same transaction, so a
+crash never loses the fact). The refresher rebuilds closed dirty buckets: 5m from raw
+samples, 1h from 5m, 1d from 1h. Until a bucket is rebuilt, reads take it from raw, so
+a rollup tier always answers exactly. Late samples simply make their buckets dirty again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from vigil.core.types import Int64Array
+from vigil.storage.sketch import key_sql
+from vigil.storage.store import ROLLUP_TIERS, TIER_MS, Tier
+
+PARENT: dict[Tier, Tier] = {"5m": "raw", "1h": "5m", "1d": "1h"}
+
+
+class DirtyBuckets:
+    """Per tier: bucket start → version of the last write into it. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._version = 0
+        self._dirty: dict[Tier, dict[int, int]] = {t: {} for t in ROLLUP_TIERS}
+
+    @staticmethod
+    def touched(ts_ms: Int64Array) -> dict[Tier, Int64Array]:
+        """Distinct bucket starts per tier for a batch's timestamps (vectorised)."""
+        fine = np.unique(ts_ms // TIER_MS["5m"]) * TIER_MS["5m"]
+        out: dict[Tier, Int64Array] = {"5m": fine}
+        for tier in ("1h", "1d"):
+            w = TIER_MS[tier]
+            out[tier] = np.unique(fine // w) * w
+        return out
+
+    def mark(self, buckets: Mapping[Tier, Iterable[int]]) -> None:
+        with self._lock:
+            for tier, starts in buckets.items():
+                d = self._dirty[tier]
+                for b in starts:
+                    self._version += 1
+                    d[int(b)] = self._version
+
+    def snapshot(self, tier: Tier, closed_before_ms: int) -> dict[int, int]:
+        """Dirty buckets of ``tier`` that ended before ``closed_before_ms``, with versions.
+
+        A bucket waits while any of its children in the finer tier is still dirty."""
+        w = TIER_MS[tier]
+        with self._lock:
+            children = self._dirty.get(PARENT[tier], {}) if tier != "5m" else {}
+            blocked = {(c // w) * w for c in children}
+            return {
+                b: v for b, v in self._dirty[tier].items()
+                if b + w <= closed_before_ms and b not in blocked
+            }
+
+    def clear(self, tier: Tier, done: dict[int, int]) -> None:
+        """Forget buckets rebuilt from a snapshot unless written again since."""
+        with self._lock:
+            d = self._dirty[tier]
+            for b, v in done.items():
+                if d.get(b) == v:
+                    del d[b]
+
+    def ranges(self, tier: Tier, start_ms: int, end_ms: int) -> list[tuple[int, int]]:
+        """Merged ``[lo, hi)`` ranges of dirty buckets of ``tier`` overlapping the range."""
+        w = TIER_MS[tier]
+        with self._lock:
+            starts = [b for b in self._dirty[tier] if b + w > start_ms and b < end_ms]
+        return merge_ranges(starts, w)
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {t: len(d) for t, d in self._dirty.items()}
+
+
+def merge_ranges(starts: Iterable[int], width: int) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for b in sorted(starts):
+        if out and out[-1][1] == b:
+            out[-1] = (out[-1][0], b + width)
+        else:
+            out.append((b, b + width))
+    return out
+
+
+def range_filter(col: str, ranges: list[tuple[int, int]]) -> str:
+    """SQL predicate: ``col`` lies in one of the half-open ranges (FALSE if none)."""
+    if not ranges:
+        return "FALSE"
+    return "(" + " OR ".join(f"({col} >= {lo} AND {col} < {hi})" for lo, hi in ranges) + ")"
+
+
+def rebuild_from_raw_sql(where: str) -> str:
+    """Rows of ``rollup_5m`` computed from raw samples matching ``where``."""
+    w = TIER_MS["5m"]
+    return f"""
+    WITH s AS (SELECT series_id, ts // {w} * {w} AS bucket, ts, value, {key_sql("value")} AS k
+               FROM samples WHERE {where}),
+    a AS (SELECT series_id, bucket, count(*) AS cnt, sum(value) AS total, min(value) AS min,
+                 max(value) AS max, max(ts) AS last_ts, arg_max(value, ts) AS last
+          FROM s GROUP BY series_id, bucket),
+    c AS (SELECT series_id, bucket, k, count(*)::INTEGER AS c FROM s GROUP BY ALL),
+    sk AS (SELECT series_id, bucket, list(k ORDER BY k) AS sk_keys,
+                  list(c ORDER BY k) AS sk_counts FROM c GROUP BY series_id, bucket)
+    SELECT a.*, sk.sk_keys, sk.sk_counts FROM a JOIN sk USING (series_id, bucket)"""
+
+
+def rebuild_from_tier_sql(child: Tier, width: int, where: str) -> str:
+    """Rows of the tier of ``width`` merged from rows of the finer ``child`` tier."""
+    return f"""
+    WITH r AS (SELECT * REPLACE (bucket // {width} * {width} AS bucket)
+               FROM rollup_{child} WHERE {where}),
+    a AS (SELECT series_id, bucket, sum(cnt)::BIGINT AS cnt, sum(total) AS total,
+                 min(min) AS min, max(max) AS max, max(last_ts) AS last_ts,
+                 arg_max(last, last_ts) AS last FROM r GROUP BY series_id, bucket),
+    e AS (SELECT series_id, bucket, unnest(sk_keys) AS k, unnest(sk_counts) AS c FROM r),
+    c AS (SELECT series_id, bucket, k, sum(c)::INTEGER AS c FROM e GROUP BY ALL),
+    sk AS (SELECT series_id, bucket, list(k ORDER BY k) AS sk_keys,
+                  list(c ORDER BY k) AS sk_counts FROM c GROUP BY series_id, bucket)
+    SELECT a.*, sk.sk_keys, sk.sk_counts FROM a JOIN sk USING (series_id, bucket)"""

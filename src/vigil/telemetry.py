@@ -1,0 +1,59 @@
+"""Vigil's own metrics, exposed as Prometheus text at /metrics.
+
+Each app gets its own registry (several apps may live in one test process). Store
+figures are read at scrape time through a collector, so storage never imports
+prometheus_client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import ClassVar
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+
+class Telemetry:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.samples_ingested = Counter(
+            "vigil_samples_ingested", "Samples committed", ["protocol"], registry=r)
+        self.batches_ingested = Counter(
+            "vigil_batches_ingested", "Batches committed", ["protocol"], registry=r)
+        self.batches_rejected = Counter(
+            "vigil_batches_rejected", "Batches rejected whole", ["protocol", "reason"],
+            registry=r)
+        self.fields_skipped = Counter(
+            "vigil_fields_skipped", "Fields skipped (e.g. line-protocol strings)", ["protocol"],
+            registry=r)
+        self.query_seconds = Histogram(
+            "vigil_query_seconds", "Query latency", ["endpoint"], registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+
+    def watch_store(self, stats: Callable[[], dict[str, float]]) -> None:
+        self.registry.register(_StoreCollector(stats))
+
+
+class _StoreCollector:
+    _COUNTERS: ClassVar[dict[str, str]] = {
+        "commits": "Group commits of the writer",
+        "committed_samples": "Samples made durable",
+        "commit_seconds": "Time spent committing",
+    }
+    _GAUGES: ClassVar[dict[str, str]] = {
+        "buffer_samples": "Samples queued for the next commit",
+        "last_commit_seconds": "Duration of the last commit",
+        "stale_buckets": "Rollup buckets waiting to be rebuilt",
+    }
+
+    def __init__(self, stats: Callable[[], dict[str, float]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        st = self._stats()
+        for key, doc in self._COUNTERS.items():
+            yield CounterMetricFamily(f"vigil_store_{key}", doc, value=st.get(key, 0.0))
+        for key, doc in self._GAUGES.items():
+            yield GaugeMetricFamily(f"vigil_store_{key}", doc, value=st.get(key, 0.0))

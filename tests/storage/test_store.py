@@ -1,0 +1,129 @@
+"""Store contract: interning, atomic group commit, limits, tenancy, retention, migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import batch_of
+from vigil.core.errors import SeriesLimitExceeded
+from vigil.core.matchers import Matcher
+from vigil.storage.duckdb_store import DuckDBStore
+from vigil.storage.migrations import LATEST
+from vigil.storage.store import Selection
+
+T = 1_700_000_000_000
+
+
+def test_series_are_interned_once_and_reloaded(tmp_path: Path) -> None:
+    s = DuckDBStore(tmp_path / "s.duckdb")
+    rows = [("cpu", {"host": "a"}, T + i, float(i)) for i in range(5)]
+    s.submit("t", batch_of(rows)).result()
+    s.submit("t", batch_of(rows)).result()
+    assert len(s.find_series("t", "cpu")) == 1
+    s.close()
+    s = DuckDBStore(tmp_path / "s.duckdb")
+    try:
+        [info] = s.find_series("t", "cpu")
+        assert info.key.label_dict() == {"host": "a"}
+        s.submit("t", batch_of([("cpu", {"host": "b"}, T, 1.0)])).result()
+        assert {i.id for i in s.find_series("t", "cpu")} == {info.id, info.id + 1}
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize(("matcher", "hosts"), [
+    ("host=a", {"a"}),
+    ("host!=a", {"b", "c", ""}),
+    ("host=~a|b", {"a", "b"}),
+    ("host!~a|b", {"c", ""}),
+    ("host=", {""}),
+    ("dc=~.+", {"a", "b"}),
+])
+def test_matchers(store: DuckDBStore, matcher: str, hosts: set[str]) -> None:
+    store.submit("t", batch_of([
+        ("cpu", {"host": "a", "dc": "x"}, T, 1.0), ("cpu", {"host": "b", "dc": "y"}, T, 1.0),
+        ("cpu", {"host": "c"}, T, 1.0), ("cpu", {"zone": "z"}, T, 1.0),
+        ("mem", {"host": "a"}, T, 1.0),
+    ])).result()
+    found = store.find_series("t", "cpu", [Matcher.parse(matcher)])
+    assert {i.key.label_dict().get("host", "") for i in found} == hosts
+
+
+def test_series_limit_refuses_new_series_but_not_existing(tmp_path: Path) -> None:
+    s = DuckDBStore(tmp_path / "s.duckdb", max_series_per_tenant=2)
+    try:
+        s.submit("t", batch_of([("m", {"i": "1"}, T, 1.0), ("m", {"i": "2"}, T, 1.0)])).result()
+        with pytest.raises(SeriesLimitExceeded, match="limit of 2 series"):
+            s.submit("t", batch_of([("m", {"i": "1"}, T + 1, 1.0),
+                                    ("m", {"i": "3"}, T + 1, 1.0)])).result()
+        # nothing of the refused batch was stored
+        ids = np.array([i.id for i in s.find_series("t", "m")], np.int32)
+        assert len(s.raw("t", ids, 0, 2**62).value) == 2
+        s.submit("t", batch_of([("m", {"i": "1"}, T + 2, 1.0)])).result()  # existing: fine
+        s.submit("other", batch_of([("m", {"i": "3"}, T, 1.0)])).result()  # per tenant
+    finally:
+        s.close()
+
+
+def test_group_commit_keeps_batches_atomic_and_separate(tmp_path: Path) -> None:
+    s = DuckDBStore(tmp_path / "s.duckdb", max_series_per_tenant=3)
+    try:
+        futures = [s.submit("t", batch_of([("m", {"i": str(i)}, T, float(i))]))
+                   for i in range(6)]
+        outcomes = [f.exception() is None for f in futures]
+        assert outcomes.count(True) == 3
+        assert len(s.find_series("t", "m")) == 3
+    finally:
+        s.close()
+
+
+def test_tenants_are_isolated(store: DuckDBStore) -> None:
+    store.submit("a", batch_of([("m", {}, T, 1.0)])).result()
+    store.submit("b", batch_of([("m", {}, T, 2.0)])).result()
+    [a] = store.find_series("a", "m")
+    [b] = store.find_series("b", "m")
+    ids = np.array([a.id, b.id], np.int32)
+    assert store.raw("a", ids, 0, 2**62).value.tolist() == [1.0]
+    assert store.latest("b", ids).value.tolist() == [2.0]
+    assert store.buckets("a", "raw", Selection.each([b.id]), 0, 2**62, 2**61).count.size == 0
+    assert store.metric_names("c") == []
+    assert store.label_names("a") == []
+
+
+def test_retention_deletes_whole_days_per_tier(store: DuckDBStore) -> None:
+    day = 86_400_000
+    start = T // day * day
+    store.submit("t", batch_of([("m", {}, start + i * day // 2, 1.0) for i in range(8)])).result()
+    store.refresh_rollups(2**53)
+    now = start + 4 * day
+    deleted = store.apply_retention(now, {"raw": 2 * day, "5m": 0, "1h": 3 * day, "1d": 0})
+    assert deleted == {"raw": 4, "1h": 2}
+    [info] = store.find_series("t", "m")
+    assert store.raw("t", np.array([info.id], np.int32), 0, 2**62).t_ms.min() == start + 2 * day
+
+
+def test_migrations_go_down_and_up(tmp_path: Path) -> None:
+    s = DuckDBStore(tmp_path / "s.duckdb")
+    try:
+        assert s.schema_version() == LATEST
+        assert s.migrate(0) == ["0: undo series catalogue, raw samples, 5m/1h/1d rollups, "
+                                "dirty-bucket log"]
+        tables = {r[0] for r in s._cursor().execute("SHOW TABLES").fetchall()}
+        assert tables == {"schema_migrations"}
+        s.migrate(LATEST)
+        assert s.schema_version() == LATEST
+    finally:
+        s.close()
+
+
+def test_cardinality_reports_top_metrics_and_labels(store: DuckDBStore) -> None:
+    store.submit("t", batch_of([("m", {"user": str(i), "dc": "x"}, T, 1.0) for i in range(5)]
+                               + [("n", {"dc": "x"}, T, 1.0)])).result()
+    c = store.cardinality("t", limit=2)
+    assert c["series"] == 6
+    assert c["metrics"] == [{"name": "m", "series": 5}, {"name": "n", "series": 1}]
+    assert c["labels"][0] == {"label": "dc", "series": 6, "values": 1}  # type: ignore[index]
+    assert c["labels"][1] == {"label": "user", "series": 5, "values": 5}  # type: ignore[index]
