@@ -21,9 +21,8 @@ class ClientError(VigilError):
 
 
 class Client:
-    """>>> Client("http://127.0.0.1:9470")  # doctest: +ELLIPSIS
-    <vigil.client.Client object at ...>
-    """
+    """One keep-alive HTTP connection pool to a Vigil server; use as a context manager.
+    Every refusal raises ``ClientError`` with the server's problem body."""
 
     def __init__(self, url: str = "http://127.0.0.1:9470", *, timeout_s: float = 30.0,
                  headers: Mapping[str, str] | None = None) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Depends, Request
@@ -14,11 +14,10 @@ from vigil.app import Components
 from vigil.core.errors import InvalidInput, Problem
 from vigil.core.timeutil import now_ms
 from vigil.ingest.json_samples import parse_document
-from vigil.ingest.line_protocol import parse_line_protocol
+from vigil.ingest.line_protocol import Precision, parse_line_protocol
 
 router = APIRouter(tags=["ingest"])
 
-Precision = Literal["ns", "us", "ms", "s"]
 # What Telegraf and curl --data-binary send; InfluxDB itself ignores the header.
 _LINE_PROTOCOL_TYPES = ("text/plain", "application/octet-stream",
                         "application/x-www-form-urlencoded")
@@ -44,7 +43,7 @@ _RESPONSES: dict[int | str, dict[str, str]] = {
 
 
 async def _write_line_protocol(request: Request, c: Components, tenant_id: str,
-                               precision: str) -> Response:
+                               precision: Precision) -> Response:
     check_content_type(request, _LINE_PROTOCOL_TYPES, missing_ok=True)
     body = await read_body(request, c.settings.max_body_bytes)
     try:

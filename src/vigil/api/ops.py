@@ -86,4 +86,6 @@ async def rollup_trigger(c: Deps, start: str | None = None, end: str | None = No
             lo = max(lo, -(-(now_ms() - raw_keep_ms) // day) * day)
         marked = await run_in_threadpool(c.store.recompute_rollups, lo, hi)
     rebuilt = await run_in_threadpool(c.store.refresh_rollups, now_ms())
-    return json_response({"marked_buckets": marked, "rebuilt_buckets": rebuilt})
+    checkpointed = await run_in_threadpool(c.store.checkpoint)
+    return json_response({"marked_buckets": marked, "rebuilt_buckets": rebuilt,
+                          "checkpointed": checkpointed})

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.compute as pc  # type: ignore[import-untyped]
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from vigil.core.types import Int64Array, Labels, SampleBatch, SeriesKey, SeriesMeta
 from vigil.ingest.limits import Limits
@@ -58,8 +58,14 @@ _MAX_KEY_WORDS = 8  # field keys up to 64 bytes are compared as words, longer on
 _HASH_MULTIPLIERS = [  # odd 64-bit constants (from splitmix64 / xxhash), one per word
     np.uint64(c)
     for c in (
-        0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, 0xC2B2AE3D27D4EB4F,
-        0x165667B19E3779F9, 0x85EBCA77C2B2AE63, 0x27D4EB2F165667C5, 0xFF51AFD7ED558CCD,
+        0x9E3779B97F4A7C15,
+        0xBF58476D1CE4E5B9,
+        0x94D049BB133111EB,
+        0xC2B2AE3D27D4EB4F,
+        0x165667B19E3779F9,
+        0x85EBCA77C2B2AE63,
+        0x27D4EB2F165667C5,
+        0xFF51AFD7ED558CCD,
     )
 ]
 
@@ -114,7 +120,9 @@ def _parse_fast(body: bytes, precision: str, limits: Limits, now_ms: int) -> Sam
         return None
     sp0 = sp[i0]
     sp1 = np.where(has_ts, sp[np.minimum(i0 + 1, len(sp) - 1)], nl)
-    if not ((sp0 > starts).all() and (sp1 > sp0 + 1).all() and (nl[has_ts] > sp1[has_ts] + 1).all()):
+    if not (
+        (sp0 > starts).all() and (sp1 > sp0 + 1).all() and (nl[has_ts] > sp1[has_ts] + 1).all()
+    ):
         return None
     whole = pa.py_buffer(body)
     try:

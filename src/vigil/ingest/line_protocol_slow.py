@@ -183,30 +183,30 @@ def field_value(token: str, key: str) -> float:
     """An unquoted field value (float, ``12i``, ``12u`` or boolean) as a float."""
     if not token:
         raise LineError(f"missing value for field {key!r}", key)
-    last = token[-1]
-    if last == "i":
+    b = _BOOLS.get(token)
+    if b is not None:
+        return b
+    last, word = token[-1], token[0] in "tTfF"
+    if last == "i" and not word:
         if not _INT.fullmatch(token, 0, len(token) - 1):
             raise LineError(f"invalid integer value {token!r} for field {key!r}", key)
         v = int(token[:-1])
         if not -INT64_MAX - 1 <= v <= INT64_MAX:
             raise LineError(f"integer value {token!r} for field {key!r} is out of range", key)
         return float(v)
-    if last == "u":
+    if last == "u" and not word:
         if not _UINT.fullmatch(token, 0, len(token) - 1):
             raise LineError(f"invalid unsigned integer value {token!r} for field {key!r}", key)
         v = int(token[:-1])
         if v > UINT64_MAX:
             raise LineError(f"unsigned value {token!r} for field {key!r} is out of range", key)
         return float(v)
-    b = _BOOLS.get(token)
-    if b is not None:
-        return b
     if _FLOAT.fullmatch(token):
         f = float(token)
         if math.isfinite(f):
             return f
         raise LineError(f"float value {token!r} for field {key!r} is out of range", key)
-    if token[0] in "tTfF":
+    if word:
         raise LineError(
             f"invalid boolean value {token!r} for field {key!r} "
             "(use t, T, true, True, TRUE, f, F, false, False or FALSE)",
@@ -225,7 +225,9 @@ def timestamp_ms(token: str, precision: str) -> int:
     mul, div = MS_SCALE[precision]
     ms = v * mul // div
     if v > INT64_MAX or ms > INT64_MAX:
-        raise LineError(f"timestamp {token!r} is out of range for precision {precision}", "timestamp")
+        raise LineError(
+            f"timestamp {token!r} is out of range for precision {precision}", "timestamp"
+        )
     return ms
 
 

@@ -465,9 +465,14 @@ class DuckDBStore:
             raise StoreUnavailable("the store is closed")
         self._cursor().execute("SELECT count(*) FROM schema_migrations").fetchall()
 
-    def checkpoint(self) -> None:
+    def checkpoint(self) -> bool:
+        """Fold the WAL into the database file; False if a write was in flight."""
         with self._maint_lock:
-            self._maint.execute("CHECKPOINT")
+            try:
+                self._maint.execute("CHECKPOINT")
+            except duckdb.TransactionException:
+                return False
+            return True
 
     def close(self) -> None:
         if self._closed:
