@@ -84,3 +84,30 @@ def test_kill_9_loses_no_acknowledged_sample(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_sigterm_flushes_and_exits_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    base_s = int(time.time()) - 3000
+    proc = start(tmp_path, port)
+    body = "\n".join(f"g v={j} {base_s * 1000 + j}" for j in range(BATCH))
+    with httpx.Client(base_url=url, timeout=10) as http:
+        for _ in range(5):
+            assert http.post("/write", params={"precision": "ms"},
+                             content=body.encode()).status_code == 204
+    proc.send_signal(signal.SIGTERM)
+    # uvicorn shuts down gracefully, then re-raises the signal so the status tells why.
+    assert proc.wait(30) in (0, -signal.SIGTERM)
+    wal = tmp_path / "vigil.duckdb.wal"
+    assert not wal.exists() or wal.stat().st_size == 0  # checkpointed on the way out
+    assert "Traceback" not in (tmp_path / "server.log").read_text()
+    proc = start(tmp_path, port)
+    try:
+        doc = httpx.get(f"{url}/api/v1/query", params={
+            "name": "g_v", "fn": "count", "group_by": "", "step": "1h",
+            "start": base_s - 3600, "end": base_s + 3600}).json()
+        assert sum(p[1] for s in doc["series"] for p in s["points"]) == 5 * BATCH
+    finally:
+        proc.terminate()
+        proc.wait(30)

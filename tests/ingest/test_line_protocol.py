@@ -189,6 +189,7 @@ def test_escaping(line: bytes, expected: SeriesKey) -> None:
         rb'""',
         b'"two\nlines"',  # InfluxDB accepts raw newlines in strings; Telegraf sends them
         b'"caf\xc3\xa9 \xe2\x82\xac"',
+        b'"NUL \x00 and invalid UTF-8 \xff: dropped anyway"',
     ],
 )
 def test_quoted_strings_are_skipped(string: bytes) -> None:
@@ -275,7 +276,9 @@ def test_mixed_types_in_one_batch() -> None:
         (b"cpu,=a f=1\n", 1, "tags", "missing tag key"),
         (b"cpu,a=b=c f=1\n", 1, "tags", "unescaped '='"),
         (b"cpu f=1\n\xff\xfe f=2\n", 2, None, "not valid UTF-8"),
-        (b"cpu f=1\x00\n", 1, None, "NUL"),
+        (b"cpu,host=a\x00 f=1\n", 1, None, "NUL"),
+        (b"cpu f\xff=1\n", 1, None, "not valid UTF-8"),
+        (b"cpu f=1\x00\n", 1, "f", "invalid float value '1\\x00'"),
     ],
 )
 def test_errors(body: bytes, line: int, field: str | None, reason: str) -> None:

@@ -313,10 +313,10 @@ def parse_line_protocol_slow(
             continue
         end = eol
         try:
-            if suspect:
-                _check_chars(text, pos, eol)
             raw_key_match = _match(_KEY_SECTION, text, start)
             raw_key = raw_key_match[0]
+            if suspect:
+                _check_chars(raw_key)
             key = keys.get(raw_key)
             if key is None:
                 try:
@@ -327,8 +327,9 @@ def parse_line_protocol_slow(
             if isinstance(key, LineError):
                 raise LineError(key.reason, key.field, start)
             end, fields, ts_token = _scan_fields(text, raw_key_match.end())
-            if suspect and end > eol:  # a string value ran over newlines
-                _check_chars(text, eol, end)
+            if suspect:  # string values may hold anything: they are dropped
+                for fkey, _ in fields:
+                    _check_chars(fkey)
             measurement, labels = key
             ts = now_ms if ts_token is None else timestamp_ms(ts_token, precision)
             for fkey, value in fields:
@@ -363,8 +364,10 @@ def parse_line_protocol_slow(
     )
 
 
-def _check_chars(text: str, lo: int, hi: int) -> None:
-    bad = _BAD_CHARS.search(text, lo, hi)
+def _check_chars(token: str) -> None:
+    """Names and label values must be NUL-free, valid UTF-8 (invalid bytes decode to
+    surrogates here); numbers and timestamps holding such bytes fail on their own."""
+    bad = _BAD_CHARS.search(token)
     if bad is not None:
         what = "a NUL byte" if bad[0] == "\x00" else "bytes that are not valid UTF-8"
-        raise LineError(f"line contains {what}", None, bad.start())
+        raise LineError(f"line contains {what} in {token[:60]!r}", None)
