@@ -20,13 +20,16 @@ Usage (from the repository root, with the project's virtualenv)::
     .venv/bin/python benchmarks/bench_tsbs.py --hosts 10 --span 3600 --no-peers   # quick
     .venv/bin/python benchmarks/bench_tsbs.py --profile            # + py-spy pass
     .venv/bin/python benchmarks/bench_tsbs.py --only-profile --no-embedded
+    .venv/bin/python benchmarks/bench_tsbs.py --no-peers --vigil-env VIGIL_ROLLUP_INTERVAL=1h
 
 Options worth knowing: ``--data`` (dataset dir; generated with gen_dataset.py if
 missing, default /tmp/tsbench/data-h<hosts>-s<span>), ``--shared`` (the peer benchmark
 dir), ``--work`` (scratch dir for data dirs and logs), ``--out`` (result JSON),
 ``--no-peers``, ``--no-embedded``, ``--profile`` (py-spy raw profiles of the server
 during HTTP ingest and during a Q2 loop, in a separate, untimed pass),
-``--max-minutes`` (hard bound on the whole run; every started process is stopped).
+``--max-minutes`` (hard bound on the whole run; every started process is stopped),
+``--vigil-env VIGIL_X=V`` (extra server settings, e.g. ``VIGIL_ROLLUP_INTERVAL=1h`` keeps
+background rollups out of the ingest window).
 
 Only 127.0.0.1 is contacted. Only processes this script started are signalled, by PID.
 The peer (VictoriaMetrics) is installed from Debian packages with apt-get if missing.
@@ -86,8 +89,10 @@ class VigilSystem:
 
     name = "vigil"
 
-    def __init__(self, port: int = VIGIL_PORT, name: str = "vigil") -> None:
+    def __init__(self, port: int = VIGIL_PORT, name: str = "vigil",
+                 env: dict[str, str] | None = None) -> None:
         self.port = port
+        self.extra_env = dict(env or {})
         self.name = name
         self.bin = os.path.join(REPO, ".venv", "bin", "vigil")
         self.extra: dict[str, Any] = {}  # diagnostics merged into the result
@@ -119,6 +124,7 @@ class VigilSystem:
         # 0 = keep forever: the dataset's 2024 timestamps are older than any default.
         env.update(VIGIL_RETENTION_RAW="0", VIGIL_RETENTION_5M="0", VIGIL_RETENTION_1H="0",
                    VIGIL_LOG_LEVEL="warning")
+        env.update(getattr(self, "extra_env", {}))
         return env
 
     def start(self, d: str) -> int:
@@ -359,7 +365,8 @@ def run_embedded(a: argparse.Namespace, threads: int, timeout: float) -> dict[st
             "--shared", a.shared]
     log(f"[embedded {threads}t] {' '.join(argv)}")
     with open(os.path.join(d, "worker.log"), "wb") as lf:
-        p = subprocess.Popen(argv, stdout=lf, stderr=subprocess.STDOUT, env=VigilSystem().env(),
+        env = VigilSystem(env=dict(kv.split("=", 1) for kv in a.vigil_env)).env()
+        p = subprocess.Popen(argv, stdout=lf, stderr=subprocess.STDOUT, env=env,
                              start_new_session=True)
         try:
             rc = p.wait(timeout)
@@ -420,11 +427,26 @@ def _frame(f: str) -> str:
     return f"{fn} ({'/'.join(path.split('/')[-2:])})"
 
 
+# Leaf frames of threads that wait (py-spy counts them unless it sees the thread asleep):
+# thread-pool workers and the group-commit writer in Condition.wait, maintenance in
+# Event.wait. "Runner.run" is uvloop's C event loop: its own time is epoll (idle) plus
+# socket I/O done in C, so it is reported apart from the busy functions.
+IDLE_LEAVES = ("Condition.wait", "Event.wait", "Thread.join", "Semaphore.acquire",
+               "Lock.acquire", "sleep", "select", "poll")
+EVENT_LOOP_LEAVES = ("Runner.run",)
+# Inclusive counts only for Vigil's and DuckDB's frames (not thread/CLI/server plumbing).
+_OURS = re.compile(r"\((storage|query|api|ingest|core|vigil|duckdb|pyarrow)/[^/]*\)$")
+
+
 def summarize_profile(path: str, top: int = 10) -> dict[str, Any]:
-    """Top functions by own (leaf) samples and by inclusive samples, from py-spy raw."""
+    """Top functions by own (leaf) and inclusive samples, from py-spy raw output.
+
+    Samples whose leaf is a wait (IDLE_LEAVES) or uvloop's C loop (EVENT_LOOP_LEAVES) are
+    counted apart; percentages of the top lists are of the remaining, busy samples.
+    """
     own: Counter[str] = Counter()
     incl: Counter[str] = Counter()
-    total = 0
+    total = idle = loop = 0
     with open(path, errors="replace") as f:
         for line in f:
             stack, _, cnt = line.rstrip("\n").rpartition(" ")
@@ -435,14 +457,25 @@ def summarize_profile(path: str, top: int = 10) -> dict[str, Any]:
             if not frames:
                 continue
             total += n
+            leaf_fn = frames[-1].split(" (")[0]
+            if leaf_fn in IDLE_LEAVES:
+                idle += n
+                continue
+            if leaf_fn in EVENT_LOOP_LEAVES:
+                loop += n
+                continue
             own[frames[-1]] += n
             for fr in set(frames):
-                incl[fr] += n
+                if _OURS.search(fr):
+                    incl[fr] += n
+    busy = total - idle - loop
 
     def pct(c: Counter[str], k: int) -> list[list[Any]]:
-        return [[name, n, round(100.0 * n / max(total, 1), 1)] for name, n in c.most_common(k)]
+        return [[name, n, round(100.0 * n / max(busy, 1), 1)] for name, n in c.most_common(k)]
 
-    return {"samples": total, "own_top": pct(own, top), "inclusive_top": pct(incl, 25)}
+    return {"samples": total, "busy_samples": busy, "idle_wait_samples": idle,
+            "event_loop_c_samples": loop, "own_top": pct(own, top),
+            "inclusive_top": pct(incl, 25)}
 
 
 def profile_pass(a: argparse.Namespace, m: dict[str, Any]) -> dict[str, Any]:
@@ -450,7 +483,8 @@ def profile_pass(a: argparse.Namespace, m: dict[str, Any]) -> dict[str, Any]:
     pdir = os.path.join(a.work, "profile")
     shutil.rmtree(pdir, ignore_errors=True)
     os.makedirs(pdir)
-    v = VigilSystem(port=PROFILE_PORT, name="vigil-profile")
+    v = VigilSystem(port=PROFILE_PORT, name="vigil-profile",
+                    env=dict(kv.split("=", 1) for kv in a.vigil_env))
     payloads, _ = v.payloads(m)
     out: dict[str, Any] = {"dir": pdir}
     spy = None
@@ -492,7 +526,10 @@ def profile_pass(a: argparse.Namespace, m: dict[str, Any]) -> dict[str, Any]:
             shutil.rmtree(os.path.join(pdir, "data"), ignore_errors=True)
     for phase in ("ingest", "q2"):
         if phase in out:
-            log(f"[profile] {phase}: {out[phase]['samples']} samples; top own:")
+            pr = out[phase]
+            log(f"[profile] {phase}: {pr['samples']} samples, busy {pr['busy_samples']}, "
+                f"waiting {pr['idle_wait_samples']}, uvloop C {pr['event_loop_c_samples']}; "
+                "top own (% of busy):")
             for fn, cnt, p in out[phase]["own_top"]:
                 log(f"    {p:5.1f}% {cnt:6d}  {fn}")
     return out
@@ -558,11 +595,15 @@ def markdown(result: dict[str, Any]) -> str:
     L.append(f"### TSBS cpu-only, {m['hosts']} hosts x {m['span_s']} s "
              f"({m['samples']:,} samples, {m['series']:,} series) — {result['started']}\n")
     mc = result["machine"]
+    vv = vi.get("version") or {}
     L.append(f"Machine: {mc['nproc']} cores, Python {mc['python']}, load avg at start "
-             f"{', '.join(f'{x:.2f}' for x in mc['loadavg_start'])}. Vigil {vi.get('version', {})}"
+             f"{', '.join(f'{x:.2f}' for x in mc['loadavg_start'])}. Vigil "
+             f"{vv.get('vigil')} (git {vv.get('git')}, DuckDB {vv.get('duckdb')})"
              + (f"; VictoriaMetrics {vm.get('version', {}).get('package')}" if vm else "")
              + ". One run; compare ratios, not absolute figures from other days.\n")
     L.append("Command: `" + result["command"] + "`\n")
+    if result.get("vigil_env"):
+        L.append(f"Extra Vigil environment: {result['vigil_env']}\n")
     rows: list[tuple[str, Any, Any, bool]] = []
 
     def get(r: dict[str, Any] | None, *path: str) -> Any:
@@ -651,8 +692,11 @@ def markdown(result: dict[str, Any]) -> str:
         for phase, title in (("ingest", "HTTP ingest"), ("q2", "Q2 loop")):
             if phase not in prof:
                 continue
-            L.append(f"py-spy, Vigil server during {title} ({prof[phase]['samples']} samples, "
-                     "own time, top 10):\n")
+            pr = prof[phase]
+            L.append(f"py-spy (100 Hz, Python frames), Vigil server during {title}: "
+                     f"{pr['samples']} thread-samples, of which {pr['idle_wait_samples']} in "
+                     f"waits and {pr['event_loop_c_samples']} in uvloop's C loop; top 10 by "
+                     f"own time, % of the {pr['busy_samples']} busy samples:\n")
             L.append("| % | function |")
             L.append("|---:|---|")
             for fn, _n, p in prof[phase]["own_top"]:
@@ -691,6 +735,9 @@ def main() -> int:
     ap.add_argument("--max-minutes", type=float, default=45.0,
                     help="hard bound on the whole run (default 45)")
     ap.add_argument("--port", type=int, default=VIGIL_PORT)
+    ap.add_argument("--vigil-env", action="append", default=[], metavar="VIGIL_X=V",
+                    help="extra environment for the Vigil server and embedded runs, e.g. "
+                    "VIGIL_ROLLUP_INTERVAL=1h to keep rollups out of the ingest window")
     ap.add_argument("--embedded-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -700,6 +747,8 @@ def main() -> int:
         return embedded_worker(a)
 
     a.data = a.data or f"/tmp/tsbench/data-h{a.hosts}-s{a.span}"
+    vigil_env = dict(kv.split("=", 1) for kv in a.vigil_env)
+    result_env = {"vigil_env": vigil_env} if vigil_env else {}
     stamp = time.strftime("%Y%m%dT%H%M%S")
     a.out = a.out or f"/tmp/tsbench/results/vigil-h{a.hosts}-s{a.span}-{stamp}.json"
     os.makedirs(a.work, exist_ok=True)
@@ -735,11 +784,12 @@ def main() -> int:
         "machine": {"nproc": os.cpu_count(), "python": sys.version.split()[0],
                     "loadavg_start": os.getloadavg()},
         "systems": {},
+        **result_env,
     }
     try:
         systems: list[Any] = []
         if not a.no_http and not a.only_profile:
-            systems.append(VigilSystem(port=a.port))
+            systems.append(VigilSystem(port=a.port, env=vigil_env))
             if not a.no_peers:
                 systems.append(rb.VictoriaMetrics())
         for sysobj in systems:

@@ -56,7 +56,7 @@ class Maintenance:
 
     def run_once(self) -> None:
         now = now_ms()
-        self._store.refresh_rollups(now)
+        self._store.refresh_rollups(now, self._settings.rollup_quiet)
         if now - self._last_retention >= self._settings.retention_interval * 1000:
             deleted = self._store.apply_retention(now, retention_ms(self._settings))
             self._last_retention = now

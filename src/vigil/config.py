@@ -84,6 +84,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("retention_1d", 0.0, _duration_s, "How long 1-day rollups are kept (0 = forever)."),
     Setting("rollup_interval", 2.0, _duration_s,
             "How often closed buckets are rolled up (a bucket is read from raw until then)."),
+    Setting("rollup_quiet", 3.0, _duration_s,
+            "A closed bucket is rolled up once no sample arrived for it for this long, so a "
+            "backfill does not rebuild a bucket per batch."),
     Setting("retention_interval", 3600.0, _duration_s, "How often retention is enforced."),
     Setting("duckdb_memory_limit", "1GB", str, "Memory limit of the embedded DuckDB store."),
     Setting("duckdb_threads", 0, _int, "DuckDB worker threads (0 = one per core)."),
@@ -115,6 +118,7 @@ class Settings:
     retention_1h: float
     retention_1d: float
     rollup_interval: float
+    rollup_quiet: float
     retention_interval: float
     duckdb_memory_limit: str
     duckdb_threads: int

@@ -135,3 +135,12 @@ def test_recompute_rebuilds_a_range_from_raw(store: DuckDBStore) -> None:
     assert marked > 0
     store.refresh_rollups(FAR)
     check(store, [batch], "5m", TIER_MS["5m"])
+
+
+def test_quiet_period_defers_buckets_still_being_written(store: DuckDBStore) -> None:
+    batch = random_batch(np.random.default_rng(2), 200, 86_400_000)
+    store.submit("t", batch).result()
+    assert store.refresh_rollups(FAR, quiet_s=3600) == 0  # just written: wait
+    assert store.rollup_status()["tiers"]["5m"]["stale_buckets"] > 0  # type: ignore[index]
+    assert store.refresh_rollups(FAR, quiet_s=0) > 0
+    assert store.rollup_status()["tiers"]["1d"]["stale_buckets"] == 0  # type: ignore[index]

@@ -48,26 +48,14 @@ __all__ = ["Precision", "parse_line_protocol", "parse_line_protocol_slow"]
 
 IntArray = npt.NDArray[np.intp]
 _NL, _SPACE, _TAB, _HASH, _COMMA, _EQ = 10, 32, 9, 35, 44, 61
-_I, _U = ord("i"), ord("u")
+_I, _U, _X, _X_UPPER = ord("i"), ord("u"), ord("x"), ord("X")
 # Masks keeping the first k bytes of a little-endian 8-byte word.
 _BYTE_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
 _TRUE_SET = pa.array(TRUE_WORDS)
 _FALSE_SET = pa.array(FALSE_WORDS)
 _BOOL_FIRST_BYTES = np.frombuffer(b"tTfF", np.uint8)
 _MAX_KEY_WORDS = 8  # field keys up to 64 bytes are compared as words, longer ones as strings
-_HASH_MULTIPLIERS = [  # odd 64-bit constants (from splitmix64 / xxhash), one per word
-    np.uint64(c)
-    for c in (
-        0x9E3779B97F4A7C15,
-        0xBF58476D1CE4E5B9,
-        0x94D049BB133111EB,
-        0xC2B2AE3D27D4EB4F,
-        0x165667B19E3779F9,
-        0x85EBCA77C2B2AE63,
-        0x27D4EB2F165667C5,
-        0xFF51AFD7ED558CCD,
-    )
-]
+_MAX_FAST_BYTES = 2**31 - 64  # Arrow string offsets are int32
 
 
 def parse_line_protocol(
@@ -87,7 +75,7 @@ def parse_line_protocol(
 
 def _parse_fast(body: bytes, precision: str, limits: Limits, now_ms: int) -> SampleBatch | None:
     """The vectorised parser; None means "let the slow path decide" (never a wrong answer)."""
-    if b'"' in body or b"\\" in body or b"\x00" in body:
+    if len(body) > _MAX_FAST_BYTES or b'"' in body or b"\\" in body or b"\x00" in body:
         return None
     if not body.isascii():
         try:
@@ -99,9 +87,9 @@ def _parse_fast(body: bytes, precision: str, limits: Limits, now_ms: int) -> Sam
     if not body.endswith(b"\n"):
         body += b"\n"
     buf = np.frombuffer(body, np.uint8)
-    cuts = np.flatnonzero((buf == _NL) | (buf == _SPACE))
-    is_nl = buf[cuts] == _NL
-    nl, sp = cuts[is_nl], cuts[~is_nl]
+    cuts = np.flatnonzero(buf <= _SPACE)  # one comparison; other control bytes are rare
+    kinds = buf[cuts]
+    nl, sp = cuts[kinds == _NL], cuts[kinds == _SPACE]
     starts = np.empty_like(nl)
     starts[0], starts[1:] = 0, nl[:-1] + 1
     first = buf[starts]
@@ -133,7 +121,7 @@ def _parse_fast(body: bytes, precision: str, limits: Limits, now_ms: int) -> Sam
         keys = pc.dictionary_encode(_gather(whole, starts, sp0))
         key_code = _column(keys.indices, np.int32)[line_of_field]
         parsed = [parse_series_key(k, limits) for k in keys.dictionary.to_pylist()]
-        ts = _timestamps(whole, sp1[has_ts] + 1, nl[has_ts], precision)
+        ts = _timestamps(buf, whole, sp1[has_ts] + 1, nl[has_ts], precision)
         if ts is None:
             return None
         ts_ms = np.full(len(starts), now_ms, np.int64)
@@ -173,22 +161,21 @@ def _parse_fields(
     per_line = np.diff(line_ends, prepend=-1)
     line_of_field = np.repeat(np.arange(len(sections)), per_line)
     whole = pa.py_buffer(fb)
-    keys = _field_keys(fb, whole, start, eq)
+    fkey_code, fkeys = _field_keys(fb, whole, start, eq)
     values = _values(fb, whole, eq + 1, comma)
-    if keys is None or values is None:
+    if values is None:
         return None
-    fkey_code, fkeys = keys
     return line_of_field, fkey_code, fkeys, values
 
 
 def _field_keys(
     fb: npt.NDArray[np.uint8], whole: pa.Buffer, start: IntArray, end: IntArray
-) -> tuple[IntArray, list[str]] | None:
+) -> tuple[IntArray, list[str]]:
     """Codes for the field keys ``fb[start:end]`` and the keys by code.
 
-    A key is its length and the 8-byte words covering it (the last one overlapping the one
-    before, so no byte is missed). Hashing those words and checking every key against its
-    code's representative is exact, and much cheaper than hashing strings.
+    A key is compared as its length and the 8-byte words covering it (the last overlapping
+    the one before, so no byte is missed; bytes past a short key are masked off), which
+    Arrow hashes as one fixed-size binary: exact, and much cheaper than hashing strings.
     """
     length = end - start
     n_words = (int(length.max()) + 7) // 8
@@ -196,22 +183,19 @@ def _field_keys(
         enc = pc.dictionary_encode(_gather(whole, start, end))
         return _column(enc.indices, np.int32), [field_key(k) for k in enc.dictionary.to_pylist()]
     at = np.ndarray((len(fb) - 7,), "<u8", fb, 0, (1,))  # an 8-byte word at every byte
-    last = np.maximum(end - 8, start)
-    words = [at[start] & _BYTE_MASKS[np.minimum(length, 8)]]
-    long = length >= 8
+    words = np.empty((len(start), n_words + 1), np.uint64)
+    words[:, 0] = length
+    np.bitwise_and(at[start], _BYTE_MASKS[np.minimum(length, 8)], out=words[:, 1])
+    last, long = np.maximum(end - 8, start), length >= 8
     for j in range(1, n_words):
-        words.append(at[np.minimum(start + 8 * j, last)] * long)
-    h = length.astype(np.uint64)
-    for j, w in enumerate(words):
-        h ^= w * _HASH_MULTIPLIERS[j]
-    codes = _column(pc.dictionary_encode(pa.array(h)).indices, np.int32)
-    rep = np.empty(int(codes.max()) + 1, np.intp)
-    rep[codes] = np.arange(len(codes))  # any occurrence will do
-    rep_of = rep[codes]
-    for col in (length, *words):
-        if not (col[rep_of] == col).all():
-            return None  # a hash collision: astronomically rare, so no second attempt
-    keys = [fb[start[i] : end[i]].tobytes().decode() for i in rep.tolist()]
+        np.multiply(at[np.minimum(start + 8 * j, last)], long, out=words[:, j + 1])
+    fixed = pa.Array.from_buffers(
+        pa.binary(8 * (n_words + 1)), len(start), [None, pa.py_buffer(words)]
+    )
+    codes = _column(pc.dictionary_encode(fixed).indices, np.int32)
+    first = np.empty(int(codes.max()) + 1, np.intp)
+    first[codes] = np.arange(len(codes))  # any occurrence will do: they are all equal
+    keys = [fb[start[i] : end[i]].tobytes().decode() for i in first.tolist()]
     return codes, [field_key(k) for k in keys]
 
 
@@ -232,6 +216,8 @@ def _values(
     is_float = ~(is_int | is_uint | is_bool)
     for mask, kind in ((is_int, pa.int64()), (is_uint, pa.uint64())):
         if mask.any():  # the suffix is left out of the slice
+            if _hex(fb, lo[mask]):
+                return None
             ints = pc.cast(_gather(whole, lo[mask], hi[mask] - 1, nulls=True), kind)
             out[mask] = _column(ints, kind.to_pandas_dtype())[0::2]
     if is_bool.any():
@@ -256,15 +242,27 @@ def _floats(whole: pa.Buffer, lo: IntArray, hi: IntArray) -> npt.NDArray[np.floa
     return values if np.isfinite(values).all() else None
 
 
-def _timestamps(whole: pa.Buffer, lo: IntArray, hi: IntArray, precision: str) -> Int64Array | None:
+def _timestamps(
+    buf: npt.NDArray[np.uint8], whole: pa.Buffer, lo: IntArray, hi: IntArray, precision: str
+) -> Int64Array | None:
     if len(lo) == 0:
         return np.empty(0, np.int64)
+    if _hex(buf, lo):
+        return None
     cast = pc.cast(_gather(whole, lo, hi, nulls=True), pa.int64())
     ts = _column(cast, np.int64)[0::2]
     mul, div = MS_SCALE[precision]
     if ts.min() < 0 or ts.max() > INT64_MAX // mul:
         return None
     return ts * mul if mul != 1 else ts // div
+
+
+def _hex(buf: npt.NDArray[np.uint8], lo: IntArray) -> bool:
+    """Whether any token starting at ``lo`` looks like ``0x...``: Arrow's integer cast reads
+    hexadecimal, Influx does not. (``lo + 1`` is always inside the buffer: tokens are
+    followed at least by a newline.)"""
+    second = buf[lo + 1]
+    return bool(((second == _X) | (second == _X_UPPER)).any())
 
 
 def _series(
@@ -293,10 +291,11 @@ def _series(
     pairs, pair_inv = np.unique(k_meas[k] * n_f + f, return_inverse=True)
     meas_list = list(measurements)
     name_ids: dict[str, int] = {}
+    pair_meas, pair_fkey = np.divmod(pairs, n_f)
     pair_name = np.array(
         [
             name_ids.setdefault(metric_name(meas_list[m], fkeys[ff], limits), len(name_ids))
-            for m, ff in zip(*np.divmod(pairs, n_f), strict=True)
+            for m, ff in zip(pair_meas.tolist(), pair_fkey.tolist(), strict=True)
         ]
     )
     final, final_inv = _codes(pair_name[pair_inv] * len(label_sets) + k_labels[k], None)
@@ -306,9 +305,10 @@ def _series(
     rank = np.empty(len(final), np.int32)
     rank[order] = np.arange(len(final), dtype=np.int32)
     names, label_list = list(name_ids), list(label_sets)
+    name_of, labels_of = np.divmod(final[order], len(label_sets))
     series = [
         SeriesMeta(SeriesKey(names[n], label_list[lab]))
-        for n, lab in zip(*np.divmod(final[order], len(label_sets)), strict=True)
+        for n, lab in zip(name_of.tolist(), labels_of.tolist(), strict=True)
     ]
     return series, rank[final_inv][inv]
 

@@ -70,6 +70,7 @@ _UINT = re.compile(r"[0-9]+")
 # string-to-float cast accepts, so both paths agree.
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _BAD_CHARS = re.compile("[\x00\udc80-\udcff]")  # NUL, or undecodable bytes (surrogateescape)
+_LABEL_NAMES: dict[str, str] = {}  # sanitize_label_name results, bounded: tag keys repeat a lot
 
 
 class LineError(Exception):
@@ -137,9 +138,6 @@ def parse_series_key(raw: str, limits: Limits) -> tuple[str, Labels]:
     if problem is not None:
         raise LineError(problem, "tags")
     return measurement, tuple(sorted(labels.items()))
-
-
-_LABEL_NAMES: dict[str, str] = {}  # sanitize_label_name results; tag keys repeat a lot
 
 
 def _check_tag(key: str, eq: str, eq_in_value: bool) -> None:
@@ -267,7 +265,11 @@ def _scan_fields(text: str, j: int) -> tuple[int, list[tuple[str, float | None]]
         else:
             vm = _match(_BARE_VALUE, text, j)
             j = vm.end()
-            fields.append((key, field_value(vm[0], key)))
+            try:
+                fields.append((key, field_value(vm[0], key)))
+            except LineError as e:
+                e.at = j  # after a string that ran over newlines, resume from here
+                raise
         if j < n and text[j] == ",":
             j += 1
             continue
@@ -349,7 +351,9 @@ def parse_line_protocol_slow(
                 values.append(value)
         except LineError as e:
             problems.append(Problem(e.reason, line=lineno, field=e.field))
-            end = text.find("\n", max(e.at, eol))
+            # Resume after the line: past its end if scanning got there (a string value may
+            # have run over newlines), else past the newline after where scanning stopped.
+            end = text.find("\n", max(e.at, end))
             end = n if end < 0 else end
         lineno += 1 + (text.count("\n", eol, end) if end > eol else 0)
         pos = end + 1

@@ -1,4 +1,10 @@
-"""Which storage tier answers a query exactly, coarsest first."""
+"""Which storage tier answers a query, coarsest first.
+
+A rollup tier is chosen only when its buckets tile every step bucket of the query, so
+count, sum, min, max, avg and last are exactly what raw samples give. ``quantile`` from a
+rollup tier comes from the merged sketches: within 1 % relative error of the exact
+(lower-rank) quantile; ``tier=raw`` gives the exact, interpolated one.
+"""
 
 from __future__ import annotations
 

@@ -11,8 +11,10 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -26,7 +28,7 @@ from vigil.storage import rollups
 from vigil.storage.migrations import LATEST, MIGRATIONS
 from vigil.storage.rollups import DirtyBuckets, merge_ranges, range_filter
 from vigil.storage.series_index import SeriesIndex
-from vigil.storage.sketch import key_sql
+from vigil.storage.sketch import key_sql, representative
 from vigil.storage.store import (
     ROLLUP_TIERS,
     TIER_MS,
@@ -42,8 +44,19 @@ from vigil.storage.write_buffer import WriteBuffer
 log = logging.getLogger(__name__)
 
 _Item = tuple[str, SampleBatch]
+
+
+@dataclass(frozen=True, slots=True)
+class _Sel:
+    where: str  # predicate on series_id
+    grp: str  # SQL expression giving a row's group
+    join: str  # join clause that ``grp`` needs, or ""
+    lut: np.ndarray | None  # series id -> group, when grp is series_id
 # Above this many series a selection is joined as a table instead of an IN list.
 _IN_LIST_MAX = 512
+# Buckets rebuilt per transaction: bounds memory and how long one rebuild holds the
+# maintenance cursor (3 h of 5m buckets, a day of hours, a week of days).
+_REBUILD_CHUNK: dict[Tier, int] = {"5m": 36, "1h": 24, "1d": 7}
 
 
 class DuckDBStore:
@@ -244,30 +257,65 @@ class DuckDBStore:
         keep = np.isin(sel.series_ids, self.index.owned(tenant, sel.series_ids))
         return Selection(sel.series_ids[keep], sel.groups[keep])
 
-    def _select(self, cur: duckdb.DuckDBPyConnection, sel: Selection) -> str:
-        """Register ``sel`` as table ``_sel`` and return a predicate on series_id."""
-        cur.register("_sel", pa.table({"series_id": sel.series_ids, "grp": sel.groups}))
-        if len(sel.series_ids) <= _IN_LIST_MAX:
-            ids = ",".join(str(int(i)) for i in np.unique(sel.series_ids))
-            return f"series_id IN ({ids})"
-        return "series_id IN (SELECT series_id FROM _sel)"
+    @contextmanager
+    def _selected(self, cur: duckdb.DuckDBPyConnection, sel: Selection) -> Iterator[_Sel]:
+        """SQL for reading ``sel``: a predicate on series_id and the group of each row.
+
+        The common shapes need no join: every series in one group (a constant) or each
+        series its own group (``series_id``, mapped back to groups in numpy). Only other
+        groupings and very long selections register ``sel`` as the table ``_sel``.
+        """
+        ids, groups = sel.series_ids, sel.groups
+        one_group = bool((groups == groups[0]).all())
+        per_series = not one_group and len(np.unique(groups)) == len(ids)
+        registered = not (one_group or per_series) or len(ids) > _IN_LIST_MAX
+        if registered:
+            cur.register("_sel", pa.table({"series_id": ids, "grp": groups}))
+        try:
+            where = (f"series_id IN ({','.join(map(str, np.unique(ids).tolist()))})"
+                     if len(ids) <= _IN_LIST_MAX else
+                     "series_id IN (SELECT series_id FROM _sel)")
+            if one_group:
+                yield _Sel(where, str(int(groups[0])), "", None)
+            elif per_series:
+                lut = np.zeros(int(ids.max()) + 1, np.int32)
+                lut[ids] = groups
+                yield _Sel(where, "series_id", "", lut)
+            else:
+                yield _Sel(where, "_sel.grp", "JOIN _sel USING (series_id)", None)
+        finally:
+            if registered:
+                cur.unregister("_sel")
 
     def _sources(
         self, tier: Tier, start_ms: int, end_ms: int, series: str, rollup_cols: str,
         raw_cols: str,
     ) -> str:
         """Rows of ``tier`` in range, with still-dirty buckets read from raw samples."""
-        raw_where = f"{series} AND ts >= {start_ms} AND ts < {end_ms}"
+        raw = (f"SELECT series_id, ts AS t0, {raw_cols} FROM samples "
+               f"WHERE {series} AND ts >= {start_ms} AND ts < {end_ms}")
         if tier == "raw":
-            return f"SELECT series_id, ts AS t0, {raw_cols} FROM samples WHERE {raw_where}"
+            return raw
         dirty = self.dirty.ranges(tier, start_ms, end_ms)
-        return (
-            f"SELECT series_id, bucket AS t0, {rollup_cols} FROM rollup_{tier} "
-            f"WHERE {series} AND bucket >= {start_ms} AND bucket < {end_ms} "
-            f"AND NOT {range_filter('bucket', dirty)} "
-            f"UNION ALL SELECT series_id, ts AS t0, {raw_cols} FROM samples "
-            f"WHERE {raw_where} AND {range_filter('ts', dirty)}"
-        )
+        rolled = (f"SELECT series_id, bucket AS t0, {rollup_cols} FROM rollup_{tier} "
+                  f"WHERE {series} AND bucket >= {start_ms} AND bucket < {end_ms}")
+        if not dirty:
+            return rolled
+        return (f"{rolled} AND NOT {range_filter('bucket', dirty)} "
+                f"UNION ALL {raw} AND {range_filter('ts', dirty)}")
+
+    def _fetch(self, cur: duckdb.DuckDBPyConnection, sel: _Sel, sql: str
+               ) -> dict[str, np.ndarray]:
+        """Run ``sql`` (first two columns: group, t) and return its columns sorted by
+        group then time, with groups mapped back when rows were grouped per series."""
+        tbl = cur.sql(sql).to_arrow_table()
+        cols = {name: tbl.column(name).to_numpy() for name in tbl.column_names}
+        if sel.lut is not None:
+            names = list(cols)
+            cols[names[0]] = sel.lut[cols[names[0]]]
+            order = np.lexsort((cols[names[1]], cols[names[0]]))
+            cols = {k: v[order] for k, v in cols.items()}
+        return cols
 
     def buckets(
         self, tenant: str, tier: Tier, sel: Selection, start_ms: int, end_ms: int, step_ms: int
@@ -276,22 +324,19 @@ class DuckDBStore:
         if not len(sel.series_ids):
             return _empty_buckets()
         cur = self._cursor()
-        try:
+        with self._selected(cur, sel) as s:
             src = self._sources(
-                tier, start_ms, end_ms, self._select(cur, sel),
+                tier, start_ms, end_ms, s.where,
                 "cnt, total, min, max, last_ts, last",
                 "1 AS cnt, value AS total, value AS min, value AS max, ts AS last_ts, "
                 "value AS last",
             )
-            tbl = cur.sql(f"""
-                SELECT _sel.grp AS grp, t0 // {step_ms} * {step_ms} AS t,
+            c = self._fetch(cur, s, f"""
+                SELECT {s.grp} AS grp, t0 // {step_ms} * {step_ms} AS t,
                        sum(cnt)::BIGINT AS cnt, sum(total) AS total, min(min) AS min,
                        max(max) AS max, max(last_ts) AS last_ts, arg_max(last, last_ts) AS last
-                FROM ({src}) s JOIN _sel USING (series_id)
-                GROUP BY 1, 2 ORDER BY 1, 2""").to_arrow_table()
-        finally:
-            cur.unregister("_sel")
-        c = {name: tbl.column(name).to_numpy() for name in tbl.column_names}
+                FROM ({src}) s {s.join}
+                GROUP BY 1, 2 ORDER BY 1, 2""")
         return Buckets(c["grp"].astype(np.int32), c["t"].astype(np.int64),
                        c["cnt"].astype(np.int64), c["total"], c["min"], c["max"],
                        c["last_ts"].astype(np.int64), c["last"])
@@ -300,60 +345,46 @@ class DuckDBStore:
         self, tenant: str, tier: Tier, sel: Selection, start_ms: int, end_ms: int,
         step_ms: int, q: float,
     ) -> Points:
-        from vigil.storage.sketch import representative
-
         sel = self._own(tenant, sel)
         if not len(sel.series_ids):
             return _empty_points()
         cur = self._cursor()
-        try:
-            series = self._select(cur, sel)
+        with self._selected(cur, sel) as s:
             if tier == "raw":
                 sql = f"""
-                    SELECT _sel.grp AS k, ts // {step_ms} * {step_ms} AS t,
+                    SELECT {s.grp} AS k, ts // {step_ms} * {step_ms} AS t,
                            quantile_cont(value, {q!r}) AS v
-                    FROM samples JOIN _sel USING (series_id)
-                    WHERE {series} AND ts >= {start_ms} AND ts < {end_ms}
+                    FROM samples {s.join}
+                    WHERE {s.where} AND ts >= {start_ms} AND ts < {end_ms}
                     GROUP BY 1, 2 ORDER BY 1, 2"""
             else:
                 src = self._sources(
-                    tier, start_ms, end_ms, series,
+                    tier, start_ms, end_ms, s.where,
                     "unnest(sk_keys) AS sk, unnest(sk_counts) AS c",
                     f"{key_sql('value')} AS sk, 1 AS c",
                 )
                 sql = f"""
-                    WITH m AS (SELECT _sel.grp AS k, t0 // {step_ms} * {step_ms} AS t, sk,
+                    WITH m AS (SELECT {s.grp} AS k, t0 // {step_ms} * {step_ms} AS t, sk,
                                       sum(c) AS c
-                               FROM ({src}) s JOIN _sel USING (series_id) GROUP BY ALL),
+                               FROM ({src}) s {s.join} GROUP BY ALL),
                     w AS (SELECT k, t, sk, sum(c) OVER (PARTITION BY k, t ORDER BY sk) AS cum,
                                  sum(c) OVER (PARTITION BY k, t) AS n FROM m)
                     SELECT k, t, min(sk) AS v FROM w WHERE cum > floor({q!r} * (n - 1))
                     GROUP BY 1, 2 ORDER BY 1, 2"""
-            tbl = cur.sql(sql).to_arrow_table()
-        finally:
-            cur.unregister("_sel")
-        k = tbl.column("k").to_numpy().astype(np.int32)
-        t = tbl.column("t").to_numpy().astype(np.int64)
-        v = tbl.column("v").to_numpy()
-        if tier != "raw":
-            v = representative(v.astype(np.int64))
-        return Points(k, t, v.astype(np.float64))
+            c = self._fetch(cur, s, sql)
+        v = c["v"] if tier == "raw" else representative(c["v"].astype(np.int64))
+        return Points(c["k"].astype(np.int32), c["t"].astype(np.int64), v.astype(np.float64))
 
     def raw(self, tenant: str, series_ids: Int32Array, start_ms: int, end_ms: int) -> Points:
         sel = self._own(tenant, Selection.each(series_ids.tolist()))
         if not len(sel.series_ids):
             return _empty_points()
         cur = self._cursor()
-        try:
-            series = self._select(cur, sel)
-            tbl = cur.sql(
-                f"SELECT series_id, ts, value FROM samples WHERE {series} "
-                f"AND ts >= {start_ms} AND ts < {end_ms} ORDER BY series_id, ts"
-            ).to_arrow_table()
-        finally:
-            cur.unregister("_sel")
-        return Points(tbl.column(0).to_numpy().astype(np.int32),
-                      tbl.column(1).to_numpy().astype(np.int64), tbl.column(2).to_numpy())
+        with self._selected(cur, Selection(sel.series_ids, sel.series_ids)) as s:
+            c = self._fetch(cur, s, f"SELECT series_id AS k, ts AS t, value FROM samples "
+                                    f"WHERE {s.where} AND ts >= {start_ms} AND ts < {end_ms} "
+                                    f"ORDER BY series_id, ts")
+        return Points(c["k"].astype(np.int32), c["t"].astype(np.int64), c["value"])
 
     def latest(self, tenant: str, series_ids: Int32Array) -> Points:
         ids = np.asarray(series_ids, np.int32)
@@ -362,44 +393,51 @@ class DuckDBStore:
         return Points(b.group, b.last_ts, b.last)
 
     # ------------------------------------------------------------------ rollups
-    def refresh_rollups(self, now_ms: int, grace_ms: int = 0) -> int:
-        """Rebuild dirty buckets that closed ``grace_ms`` before ``now_ms``, finest first."""
+    def refresh_rollups(self, now_ms: int, quiet_s: float = 0.0) -> int:
+        """Rebuild stale buckets that closed by ``now_ms`` and received nothing for
+        ``quiet_s``, finest tier first, a bounded number of buckets per transaction."""
         t0 = time.perf_counter()
         rebuilt = 0
         with self._maint_lock:
-            con = self._maint
             for tier in ROLLUP_TIERS:
-                snap = self.dirty.snapshot(tier, now_ms - grace_ms)
-                if not snap:
-                    continue
-                w = TIER_MS[tier]
-                ranges = merge_ranges(snap, w)
-                child = rollups.PARENT[tier]
-                select = (
-                    rollups.rebuild_from_raw_sql(range_filter("ts", ranges))
-                    if child == "raw"
-                    else rollups.rebuild_from_tier_sql(child, w, range_filter("bucket", ranges))
-                )
-                con.execute("BEGIN")
-                try:
-                    con.execute(f"DELETE FROM rollup_{tier} WHERE {range_filter('bucket', ranges)}")
-                    con.execute(f"INSERT INTO rollup_{tier} {select}")
-                    con.execute(
-                        f"DELETE FROM rollup_dirty WHERE tier = '{tier}' "
-                        f"AND {range_filter('bucket', ranges)}"
-                    )
-                    con.execute("COMMIT")
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
-                self.dirty.clear(tier, snap)
-                rebuilt += len(snap)
+                done: set[int] = set()  # a bucket written again meanwhile waits for next run
+                while snap := self.dirty.snapshot(tier, now_ms, quiet_s, _REBUILD_CHUNK[tier],
+                                                  exclude=done):
+                    self._rebuild(tier, snap)
+                    done.update(snap)
+                    rebuilt += len(snap)
         st = self.refresh_stats
         st["runs"] += 1
         st["buckets"] += rebuilt
         st["seconds"] += time.perf_counter() - t0
         st["last_run_ms"] = now_ms
         return rebuilt
+
+    def _rebuild(self, tier: Tier, snap: dict[int, int]) -> None:
+        """Replace the rows of the buckets in ``snap`` with ones computed from the finer
+        tier, in one transaction; then forget them unless written again meanwhile."""
+        con = self._maint
+        w = TIER_MS[tier]
+        ranges = merge_ranges(snap, w)
+        child = rollups.PARENT[tier]
+        select = (
+            rollups.rebuild_from_raw_sql(range_filter("ts", ranges))
+            if child == "raw"
+            else rollups.rebuild_from_tier_sql(child, w, range_filter("bucket", ranges))
+        )
+        con.execute("BEGIN")
+        try:
+            con.execute(f"DELETE FROM rollup_{tier} WHERE {range_filter('bucket', ranges)}")
+            con.execute(f"INSERT INTO rollup_{tier} {select}")
+            con.execute(
+                f"DELETE FROM rollup_dirty WHERE tier = '{tier}' "
+                f"AND {range_filter('bucket', ranges)}"
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        self.dirty.clear(tier, snap)
 
     def recompute_rollups(self, start_ms: int, end_ms: int) -> int:
         w = TIER_MS["5m"]

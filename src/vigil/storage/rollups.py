@@ -10,6 +10,7 @@ a rollup tier always answers exactly. Late samples simply make their buckets dir
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -22,12 +23,14 @@ PARENT: dict[Tier, Tier] = {"5m": "raw", "1h": "5m", "1d": "1h"}
 
 
 class DirtyBuckets:
-    """Per tier: bucket start → version of the last write into it. Thread-safe."""
+    """Per tier: bucket start → version of the last write into it, and when it was
+    written (monotonic seconds). Thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._version = 0
         self._dirty: dict[Tier, dict[int, int]] = {t: {} for t in ROLLUP_TIERS}
+        self._written: dict[Tier, dict[int, float]] = {t: {} for t in ROLLUP_TIERS}
 
     @staticmethod
     def touched(ts_ms: Int64Array) -> dict[Tier, Int64Array]:
@@ -40,25 +43,34 @@ class DirtyBuckets:
         return out
 
     def mark(self, buckets: Mapping[Tier, Iterable[int]]) -> None:
+        now = time.monotonic()
         with self._lock:
             for tier, starts in buckets.items():
-                d = self._dirty[tier]
+                d, written = self._dirty[tier], self._written[tier]
                 for b in starts:
                     self._version += 1
                     d[int(b)] = self._version
+                    written[int(b)] = now
 
-    def snapshot(self, tier: Tier, closed_before_ms: int) -> dict[int, int]:
-        """Dirty buckets of ``tier`` that ended before ``closed_before_ms``, with versions.
+    def snapshot(self, tier: Tier, closed_before_ms: int, quiet_s: float = 0.0,
+                 limit: int | None = None, exclude: set[int] | None = None) -> dict[int, int]:
+        """Dirty buckets of ``tier`` (oldest first, at most ``limit``) that ended before
+        ``closed_before_ms`` and received nothing for ``quiet_s``, with their versions.
 
-        A bucket waits while any of its children in the finer tier is still dirty."""
+        A bucket waits while any of its children in the finer tier is still dirty; the
+        quiet period keeps a backfill from rebuilding a bucket once per incoming batch."""
         w = TIER_MS[tier]
+        settled = time.monotonic() - quiet_s
         with self._lock:
             children = self._dirty.get(PARENT[tier], {}) if tier != "5m" else {}
             blocked = {(c // w) * w for c in children}
-            return {
-                b: v for b, v in self._dirty[tier].items()
-                if b + w <= closed_before_ms and b not in blocked
-            }
+            written = self._written[tier]
+            ready = sorted(
+                b for b in self._dirty[tier]
+                if b + w <= closed_before_ms and b not in blocked and written[b] <= settled
+                and not (exclude and b in exclude)
+            )[:limit]
+            return {b: self._dirty[tier][b] for b in ready}
 
     def clear(self, tier: Tier, done: dict[int, int]) -> None:
         """Forget buckets rebuilt from a snapshot unless written again since."""
@@ -67,6 +79,7 @@ class DirtyBuckets:
             for b, v in done.items():
                 if d.get(b) == v:
                     del d[b]
+                    del self._written[tier][b]
 
     def ranges(self, tier: Tier, start_ms: int, end_ms: int) -> list[tuple[int, int]]:
         """Merged ``[lo, hi)`` ranges of dirty buckets of ``tier`` overlapping the range."""

@@ -131,8 +131,9 @@ class Store(Protocol):
 
     def rollup_status(self) -> dict[str, object]: ...
 
-    def refresh_rollups(self, now_ms: int, grace_ms: int = 0) -> int:
-        """Rebuild stale buckets that closed by ``now_ms - grace_ms``; returns how many."""
+    def refresh_rollups(self, now_ms: int, quiet_s: float = 0.0) -> int:
+        """Rebuild stale buckets that closed by ``now_ms`` and received no sample for
+        ``quiet_s``; returns how many."""
         ...
 
     def recompute_rollups(self, start_ms: int, end_ms: int) -> int:
