@@ -67,8 +67,11 @@ def test_quantile_exact_on_raw_and_within_1pct_on_rollups(
               step="1h", fn="quantile", q=0.95, group_by="", tier="raw")
     assert raw[""][T0] == pytest.approx(np.quantile(pooled, 0.95))
     components.store.refresh_rollups(2**53)
+    exact = run(components, name="cpu", start=T0 / 1000, end=(T0 + 3_600_000) / 1000,
+                step="1h", fn="quantile", q=0.95, group_by="")
+    assert exact == raw  # short ranges are computed exactly
     tiered = run(components, name="cpu", start=T0 / 1000, end=(T0 + 3_600_000) / 1000,
-                 step="1h", fn="quantile", q=0.95, group_by="")
+                 step="1h", fn="quantile", q=0.95, group_by="", tier="1h")
     lower = np.quantile(pooled, 0.95, method="lower")
     assert abs(tiered[""][T0] - lower) <= 0.01 * lower
 

@@ -25,6 +25,8 @@ NOW = 100 * DAY + 7 * M5 + 1234  # not aligned to anything
     (10 * DAY, 11 * DAY + 1, H, "avg", "raw"),  # end off every edge, in the past
     (99 * DAY, NOW, H, "avg", "1h"),  # end after now counts as aligned
     (99 * DAY, NOW + 5, DAY, "quantile", "1d"),
+    (99 * DAY, 99 * DAY + 6 * H, H, "quantile", "raw"),  # short: exact from raw
+    (99 * DAY, 99 * DAY + 7 * H, H, "quantile", "1h"),  # long: sketches
     (10 * DAY, 11 * DAY, H, "rate", "raw"),  # counters need raw samples
     (10 * DAY, 11 * DAY, H, "increase", "raw"),
 ])

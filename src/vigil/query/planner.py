@@ -3,7 +3,9 @@
 A rollup tier is chosen only when its buckets tile every step bucket of the query, so
 count, sum, min, max, avg and last are exactly what raw samples give. ``quantile`` from a
 rollup tier comes from the merged sketches: within 1 % relative error of the exact
-(lower-rank) quantile; ``tier=raw`` gives the exact, interpolated one.
+(lower-rank) quantile. Over ranges up to ``EXACT_QUANTILE_MAX_RANGE_MS`` raw samples are
+few enough that the exact, interpolated quantile is as cheap as merging sketches, so
+those read raw; ``tier=raw`` forces it for any range.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from vigil.query.model import Query
 from vigil.storage.store import TIER_MS, Tier
 
 _COARSEST_FIRST: tuple[Tier, ...] = ("1d", "1h", "5m")
+EXACT_QUANTILE_MAX_RANGE_MS = 6 * 3_600_000
 
 
 def fits(tier: Tier, query: Query, now_ms: int) -> bool:
@@ -38,4 +41,6 @@ def plan(query: Query, now_ms: int) -> Tier:
                 f"tier {query.tier} cannot answer this query exactly: step, start and end "
                 f"must be multiples of {query.tier} (and fn not rate/increase)", field="tier"))
         return query.tier
+    if query.fn == "quantile" and query.end_ms - query.start_ms <= EXACT_QUANTILE_MAX_RANGE_MS:
+        return "raw"
     return next((t for t in _COARSEST_FIRST if fits(t, query, now_ms)), "raw")
