@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from vigil.core.types import SampleBatch, SeriesKey, SeriesMeta
 from vigil.storage.duckdb_store import DuckDBStore
+from vigil.storage.rollups import distinct_buckets
 from vigil.storage.store import TIER_MS, Selection
 
 T0 = 1_700_000_000_000 // 86_400_000 * 86_400_000  # a day boundary
@@ -144,3 +145,11 @@ def test_quiet_period_defers_buckets_still_being_written(store: DuckDBStore) -> 
     assert store.rollup_status()["tiers"]["5m"]["stale_buckets"] > 0  # type: ignore[index]
     assert store.refresh_rollups(FAR, quiet_s=0) > 0
     assert store.rollup_status()["tiers"]["1d"]["stale_buckets"] == 0  # type: ignore[index]
+
+
+@given(st.lists(st.integers(0, 2**45), min_size=0, max_size=300),
+       st.sampled_from([300_000, 3_600_000, 86_400_000]))
+def test_distinct_buckets_equals_unique(ts: list[int], width: int) -> None:
+    arr = np.array(ts, np.int64)
+    want = np.unique(arr // width) * width
+    assert distinct_buckets(arr, width).tolist() == want.tolist()

@@ -186,10 +186,6 @@ class DuckDBStore:
             "value": np.concatenate(vals),
         })
         touched = DirtyBuckets.touched(ts)
-        dirty = pa.table({
-            "tier": [t for t, b in touched.items() for _ in range(len(b))],
-            "bucket": np.concatenate(list(touched.values())),
-        })
         con = self._db
         con.execute("BEGIN")
         try:
@@ -200,17 +196,12 @@ class DuckDBStore:
                     [(i.id, tenant, i.key.name, json.dumps(i.key.label_dict()), i.type,
                       i.category, now) for tenant, i in new_rows],
                 )
-            con.register("_batch", table)
-            con.register("_dirty", dirty)
-            con.execute("INSERT INTO samples SELECT series_id, ts, value FROM _batch")
-            con.execute("INSERT INTO rollup_dirty SELECT tier, bucket FROM _dirty")
+            con.from_arrow(table).insert_into("samples")
+            con.execute(rollups.dirty_rows_sql(touched))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        finally:
-            con.unregister("_batch")
-            con.unregister("_dirty")
         for tenant, info in new_rows:
             self.index.add(tenant, [info])
         self.dirty.mark(dict(touched))
@@ -458,15 +449,7 @@ class DuckDBStore:
         starts = starts[(starts + w > row[0]) & (starts <= row[1])]
         marks = DirtyBuckets.touched(starts)
         with self._maint_lock:
-            dirty = pa.table({
-                "tier": [t for t, b in marks.items() for _ in range(len(b))],
-                "bucket": np.concatenate(list(marks.values())),
-            })
-            self._maint.register("_dirty", dirty)
-            try:
-                self._maint.execute("INSERT INTO rollup_dirty SELECT tier, bucket FROM _dirty")
-            finally:
-                self._maint.unregister("_dirty")
+            self._maint.execute(rollups.dirty_rows_sql(marks))
             self.dirty.mark(dict(marks))
         return len(starts)
 

@@ -35,12 +35,9 @@ class DirtyBuckets:
     @staticmethod
     def touched(ts_ms: Int64Array) -> dict[Tier, Int64Array]:
         """Distinct bucket starts per tier for a batch's timestamps (vectorised)."""
-        fine = np.unique(ts_ms // TIER_MS["5m"]) * TIER_MS["5m"]
-        out: dict[Tier, Int64Array] = {"5m": fine}
-        for tier in ("1h", "1d"):
-            w = TIER_MS[tier]
-            out[tier] = np.unique(fine // w) * w
-        return out
+        fine = distinct_buckets(ts_ms, TIER_MS["5m"])
+        hours = distinct_buckets(fine, TIER_MS["1h"])
+        return {"5m": fine, "1h": hours, "1d": distinct_buckets(hours, TIER_MS["1d"])}
 
     def mark(self, buckets: Mapping[Tier, Iterable[int]]) -> None:
         now = time.monotonic()
@@ -91,6 +88,27 @@ class DirtyBuckets:
     def counts(self) -> dict[str, int]:
         with self._lock:
             return {t: len(d) for t, d in self._dirty.items()}
+
+
+def distinct_buckets(ts_ms: Int64Array, width: int) -> Int64Array:
+    """Sorted distinct starts of the ``width`` buckets holding ``ts_ms``: a presence mask
+    over the batch's span (O(n), no sort) unless the span is sparse."""
+    if not len(ts_ms):
+        return np.empty(0, np.int64)
+    idx = ts_ms // width
+    lo, hi = int(idx.min()), int(idx.max())
+    if hi - lo > 4 * len(idx) + 1024:
+        return np.unique(idx) * width
+    present = np.zeros(hi - lo + 1, bool)
+    present[idx - lo] = True
+    return (np.flatnonzero(present) + lo).astype(np.int64) * width
+
+
+def dirty_rows_sql(buckets: Mapping[Tier, Int64Array]) -> str:
+    """``INSERT`` of the dirty-bucket log rows for ``buckets`` (a handful per batch)."""
+    rows = ",".join(f"('{tier}',{b})" for tier, starts in buckets.items()
+                    for b in starts.tolist())
+    return f"INSERT INTO rollup_dirty VALUES {rows}"
 
 
 def merge_ranges(starts: Iterable[int], width: int) -> list[tuple[int, int]]:
