@@ -7,7 +7,6 @@ the HTTP server.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +23,7 @@ from vigil.pipeline import Pipeline
 from vigil.query.engine import QueryEngine, QueryResult
 from vigil.query.model import Query
 from vigil.storage.duckdb_store import DuckDBStore
+from vigil.storage.maintenance import Maintenance, Schedule
 from vigil.storage.store import Tier
 from vigil.telemetry import Telemetry
 
@@ -39,41 +39,6 @@ def retention_ms(settings: Settings) -> dict[Tier, int]:
         "1h": int(settings.retention_1h * 1000),
         "1d": int(settings.retention_1d * 1000),
     }
-
-
-class Maintenance:
-    """Background thread: rolls up closed buckets and enforces retention on a schedule."""
-
-    def __init__(self, store: DuckDBStore, settings: Settings) -> None:
-        self._store = store
-        self._settings = settings
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="vigil-maintenance", daemon=True)
-        self._last_retention = 0.0
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def run_once(self) -> None:
-        now = now_ms()
-        self._store.refresh_rollups(now, self._settings.rollup_quiet)
-        if now - self._last_retention >= self._settings.retention_interval * 1000:
-            deleted = self._store.apply_retention(now, retention_ms(self._settings))
-            self._last_retention = now
-            if any(deleted.values()):
-                log.info("retention applied", extra={"deleted": deleted})
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._settings.rollup_interval):
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("maintenance failed")
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
 
 
 @dataclass
@@ -102,7 +67,9 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
     telemetry = Telemetry()
     telemetry.watch_store(store.stats)
     pipeline = Pipeline(store, telemetry, raw_retention_ms=retention_ms(settings)["raw"])
-    maintenance = Maintenance(store, settings)
+    maintenance = Maintenance(store, Schedule(
+        settings.rollup_interval, settings.rollup_quiet, settings.rollup_max_defer,
+        settings.retention_interval, retention_ms(settings)))
     if start_maintenance:
         maintenance.start()
     limits = Limits(settings.max_labels, settings.max_name_length,

@@ -87,6 +87,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("rollup_quiet", 3.0, _duration_s,
             "A closed bucket is rolled up once no sample arrived for it for this long, so a "
             "backfill does not rebuild a bucket per batch."),
+    Setting("rollup_max_defer", 60.0, _duration_s,
+            "Longest rollups wait while ingestion keeps the writer more than half busy."),
     Setting("retention_interval", 3600.0, _duration_s, "How often retention is enforced."),
     Setting("duckdb_memory_limit", "1GB", str, "Memory limit of the embedded DuckDB store."),
     Setting("duckdb_threads", 0, _int, "DuckDB worker threads (0 = one per core)."),
@@ -119,6 +121,7 @@ class Settings:
     retention_1d: float
     rollup_interval: float
     rollup_quiet: float
+    rollup_max_defer: float
     retention_interval: float
     duckdb_memory_limit: str
     duckdb_threads: int
