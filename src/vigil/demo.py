@@ -81,7 +81,7 @@ def generate(tenant: str, start_ms: int, end_ms: int, interval_ms: int) -> Sampl
             secs = t / 1000.0
             omega = 2 * math.pi / 86_400
             total = m.base * (secs - m.daily * np.cos(omega * secs + math.pi / 2) / omega)
-            values.append(np.floor(total * (1 + 0.05 * (seed % 7))))
+            values.append(np.maximum(np.floor(total * (1 + 0.05 * (seed % 7))), 0.0))
             continue
         v = m.base * (1 + m.daily * np.sin(phase)) * (1 + m.noise * rng.standard_normal(len(t)))
         v *= 1 + (m.incident - 1) * incident * ((seed + i) % 3 == 0)
