@@ -90,7 +90,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("rollup_max_defer", 60.0, _duration_s,
             "Longest rollups wait while ingestion keeps the writer more than half busy."),
     Setting("retention_interval", 3600.0, _duration_s, "How often retention is enforced."),
-    Setting("duckdb_memory_limit", "1GB", str, "Memory limit of the embedded DuckDB store."),
+    Setting("duckdb_memory_limit", "256MB", str,
+            "Memory limit of the embedded DuckDB store (its buffer pool; spills beyond)."),
     Setting("duckdb_threads", 0, _int, "DuckDB worker threads (0 = one per core)."),
 )
 

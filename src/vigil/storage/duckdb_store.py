@@ -66,7 +66,7 @@ class DuckDBStore:
         path: Path,
         *,
         max_series_per_tenant: int = 1_000_000,
-        memory_limit: str = "1GB",
+        memory_limit: str = "256MB",
         threads: int | None = None,
         migrate: bool = True,
     ) -> None:
