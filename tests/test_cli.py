@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import time
@@ -35,7 +36,8 @@ def test_seed_query_export(tmp_path: Path) -> None:
                "--start", str(int(time.time()) - 7200), "--data-dir", d)
         data = target.read_bytes()
         if fmt == "csv":
-            assert data.decode().startswith("name,host,region,service,timestamp,value")
+            header = next(csv.reader(io.StringIO(data.decode())))
+            assert header == ["name", "host", "region", "service", "timestamp", "value"]
         elif fmt == "json":
             assert json.loads(data)["series"]
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv as csvlib
 import gzip
 import io
 import time
@@ -112,7 +113,10 @@ def test_query_formats_and_discovery(http: httpx.Client) -> None:
     assert posted == doc
     csv = http.get("/api/v1/query", params={**params, "format": "csv"})
     assert csv.headers["content-type"].startswith("text/csv")
-    assert csv.text.splitlines()[0] == "name,host,region,timestamp,value"
+    rows = list(csvlib.reader(io.StringIO(csv.text)))
+    assert rows[0] == ["name", "host", "region", "timestamp", "value"]
+    assert len(rows) - 1 == sum(len(s["points"]) for s in doc["series"])
+    assert rows[1][0] == "cpu_usage_user" and rows[1][3].endswith("Z")
     table = pq.read_table(io.BytesIO(http.get("/api/v1/query",
                                               params={**params, "format": "parquet"}).content))
     assert table.num_rows == sum(len(s["points"]) for s in doc["series"])

@@ -1,0 +1,1 @@
+"""Pure numerical analytics: arrays in, results out, no I/O (see DESIGN.md)."""
