@@ -23,7 +23,7 @@ router = APIRouter(tags=["query"])
 Deps = Annotated[Components, Depends(components)]
 Tenant = Annotated[str, Depends(tenant)]
 
-_QUERY_PARAMS: list[dict[str, Any]] = [
+QUERY_PARAMS: list[dict[str, Any]] = [
     {"name": "name", "in": "query", "required": True, "schema": {"type": "string"}},
     {"name": "match", "in": "query", "schema": {"type": "array", "items": {"type": "string"}},
      "description": "label=value, label!=value, label=~regex, label!~regex (repeatable)"},
@@ -46,7 +46,7 @@ _QUERY_PARAMS: list[dict[str, Any]] = [
 ]
 
 
-def _params(request: Request) -> dict[str, Any]:
+def query_params(request: Request) -> dict[str, Any]:
     qp = request.query_params
     out: dict[str, Any] = {k: qp.get(k) for k in qp}
     out["match"] = qp.getlist("match")
@@ -68,12 +68,12 @@ async def _run(c: Components, tenant_id: str, params: Params, endpoint: str) -> 
         "Content-Disposition": f'attachment; filename="{query.name}.{fmt}"'})
 
 
-@router.get("/api/v1/query", openapi_extra={"parameters": _QUERY_PARAMS},
+@router.get("/api/v1/query", openapi_extra={"parameters": QUERY_PARAMS},
             summary="Select series, aggregate over time and across series")
 async def query_get(request: Request, c: Deps, tenant_id: Tenant) -> Response:
     """Answer: ``{"tier": "raw|5m|1h|1d", "series": [{"labels", "points": [[ms, v]]}]}``;
     the planner picks the coarsest tier that answers exactly."""
-    return await _run(c, tenant_id, _params(request), "query")
+    return await _run(c, tenant_id, query_params(request), "query")
 
 
 @router.post("/api/v1/query", summary="The same query, parameters as a JSON object")
@@ -112,10 +112,10 @@ async def latest(request: Request, name: str, c: Deps, tenant_id: Tenant) -> Res
 
 
 @router.get("/api/v1/metrics/{name}/aggregated",
-            openapi_extra={"parameters": [p for p in _QUERY_PARAMS if p["name"] != "name"]},
+            openapi_extra={"parameters": [p for p in QUERY_PARAMS if p["name"] != "name"]},
             summary="Aggregated series of one metric (the query API with the name in the path)")
 async def aggregated(request: Request, name: str, c: Deps, tenant_id: Tenant) -> Response:
-    params = _params(request)
+    params = query_params(request)
     params["name"] = name
     return await _run(c, tenant_id, params, "aggregated")
 
