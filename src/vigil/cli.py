@@ -350,6 +350,18 @@ def import_cmd(
     out.print(f"imported {file}" + (f": {total:,} samples" if total else ""))
 
 
+def _register_analytics() -> None:
+    # Their own modules keep this one short; imported here so `vigil --help` lists them.
+    from vigil.cli_detect import detect
+    from vigil.cli_forecast import forecast_cmd
+
+    app.command("detect")(detect)
+    app.command("forecast")(forecast_cmd)
+
+
+_register_analytics()
+
+
 def main() -> None:
     try:
         app()
