@@ -246,15 +246,13 @@ async def capacity(request: Request, c: Deps, tenant_id: Tenant) -> Response:
 
 def _matrix(result: QueryResult, step_ms: int) -> tuple[list[str], np.ndarray, np.ndarray]:
     """All series on one step grid: (labels, t_ms, values (series × steps) with NaN gaps)."""
+    from vigil.analytics.correlation import align_series
+
     if not result.series:
         return [], np.empty(0, np.int64), np.empty((0, 0))
-    lo = min(int(s.t_ms[0]) for s in result.series)
-    hi = max(int(s.t_ms[-1]) for s in result.series)
-    grid = np.arange(lo, hi + 1, step_ms, dtype=np.int64)
-    values = np.full((len(result.series), len(grid)), np.nan)
-    for i, s in enumerate(result.series):
-        values[i, (s.t_ms - lo) // step_ms] = s.values
-    return [_series_label(s.labels) for s in result.series], grid, values
+    aligned = align_series({_series_label(s.labels): (s.t_ms, s.values)
+                            for s in result.series}, step_ms)
+    return list(aligned.labels), aligned.timestamps_ms, aligned.values
 
 
 @router.get("/correlations", openapi_extra={"parameters": [
