@@ -6,7 +6,6 @@ the HTTP server.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,8 +25,6 @@ from vigil.storage.duckdb_store import DuckDBStore
 from vigil.storage.maintenance import Maintenance, Schedule
 from vigil.storage.store import Tier
 from vigil.telemetry import Telemetry
-
-log = logging.getLogger(__name__)
 
 STORE_FILE = "vigil.duckdb"
 

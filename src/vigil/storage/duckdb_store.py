@@ -246,7 +246,7 @@ class DuckDBStore:
         return cur
 
     def _own(self, tenant: str, sel: Selection) -> Selection:
-        keep = np.isin(sel.series_ids, self.index.owned(tenant, sel.series_ids))
+        keep = self.index.owned(tenant, sel.series_ids)
         return Selection(sel.series_ids[keep], sel.groups[keep])
 
     @contextmanager

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from vigil.core.matchers import Matcher
 from vigil.core.types import Int32Array, SeriesKey, SeriesMeta
@@ -99,12 +100,10 @@ class SeriesIndex:
                 ids[i] = sid
         return ids, new
 
-    def owned(self, tenant: str, ids: Int32Array) -> Int32Array:
-        """The subset of ``ids`` that belongs to ``tenant`` (tenant isolation)."""
+    def owned(self, tenant: str, ids: Int32Array) -> npt.NDArray[np.bool_]:
+        """Which of ``ids`` belong to ``tenant`` (tenant isolation), as a mask."""
         tenant_of = self._tenant_of
-        keep = np.fromiter((tenant_of.get(int(i)) == tenant for i in ids), bool, len(ids))
-        owned: Int32Array = ids[keep]
-        return owned
+        return np.fromiter((tenant_of.get(int(i)) == tenant for i in ids), bool, len(ids))
 
     def info(self, sid: int) -> SeriesInfo:
         return self._info[sid]
