@@ -6,14 +6,15 @@ the HTTP server.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from vigil import config
+from vigil import analysis, config
 from vigil.config import Settings
+from vigil.core.errors import InvalidInput, Problem
 from vigil.core.timeutil import now_ms
 from vigil.core.types import SampleBatch
 from vigil.ingest.json_samples import parse_samples
@@ -27,6 +28,12 @@ from vigil.storage.store import Tier
 from vigil.telemetry import Telemetry
 
 STORE_FILE = "vigil.duckdb"
+ANALYSES: dict[str, Callable[..., dict[str, object]]] = {
+    "stats": analysis.stats, "trends": analysis.trends, "anomalies": analysis.anomalies,
+    "forecast": analysis.forecast, "capacity": analysis.capacity,
+    "correlations": analysis.correlations, "health": analysis.health,
+    "insights": analysis.insights,
+}
 
 
 def retention_ms(settings: Settings) -> dict[Tier, int]:
@@ -136,6 +143,49 @@ class Vigil:
             "group_by": None if group_by is None else ",".join(group_by),
         }
         return self._c.engine.run(self.tenant, Query.from_params(params, now_ms()))
+
+    def analyze(
+        self,
+        kind: str,
+        name: str,
+        *,
+        match: Sequence[str] = (),
+        start: str | float | None = None,
+        end: str | float | None = None,
+        step: str | None = None,
+        fn: str = "avg",
+        group_by: Sequence[str] | None = None,
+        **options: Any,
+    ) -> dict[str, object]:
+        """What ``/api/v1/analytics/<kind>`` answers, for the series the query selects.
+
+        ``kind``: stats, trends, anomalies, forecast, capacity, correlations, health,
+        insights or root-cause; ``options`` are that endpoint's parameters as Python
+        values (``horizon=24``, ``threshold=90.0``, ``baseline_start=...`` …).
+        """
+        params: dict[str, Any] = {
+            "name": name, "match": list(match), "fn": fn, "step": step,
+            "start": None if start is None else str(start),
+            "end": None if end is None else str(end),
+            "group_by": None if group_by is None else ",".join(group_by),
+        }
+        query = Query.from_params(params, now_ms())
+        result = self._c.engine.run(self.tenant, query)
+        if kind == "root-cause":
+            length = query.end_ms - query.start_ms
+            b_end = options.pop("baseline_end", query.start_ms / 1000)
+            b_start = options.pop("baseline_start", b_end - length / 1000)
+            base = self._c.engine.run(self.tenant, Query.from_params(
+                {**params, "start": str(b_start), "end": str(b_end)}, now_ms()))
+            return analysis.root_cause(result, base, **options)
+        if kind == "insights":
+            options.setdefault("range_ms", query.end_ms - query.start_ms)
+        compute = ANALYSES.get(kind)
+        if compute is None:
+            raise InvalidInput(Problem(
+                f"unknown analysis {kind!r}; one of {', '.join([*ANALYSES, 'root-cause'])}",
+                field="kind"))
+        return compute(result, query.step_ms, **options)
 
     @property
     def store(self) -> DuckDBStore:
