@@ -38,6 +38,7 @@ def test_analyze_kinds(v: Vigil) -> None:
         assert an["series"][0]["anomalies"]  # type: ignore[index]
         rc = v.analyze("root-cause", "lat", start=NOW - 3600, end=NOW, step="1m")
         assert rc["contributions"][0]["value"] == "b"  # type: ignore[index]
+        assert rc["related"] == []  # no other metric here
         h = v.analyze("health", "lat", **window)
         assert 0 <= h["score"] <= 100  # type: ignore[operator]
         assert v.analyze("insights", "lat", **window)["insights"]

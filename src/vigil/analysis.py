@@ -197,14 +197,38 @@ def insights(result: QueryResult, step_ms: int, *, range_ms: int,
     return {"name": result.name, "insights": [i.as_dict() for i in ins.ranked(found)]}
 
 
-def root_cause(now: QueryResult, baseline: QueryResult, *, aggregate: str = "mean",
-               top: int = 10) -> Document:
-    """Explain the change of ``aggregate`` from ``baseline``'s series to ``now``'s (matched
-    by labels)."""
-    from vigil.analytics.rca import explain
-
+def _paired(now: QueryResult, baseline: QueryResult) -> list[np.ndarray]:
+    """``baseline``'s values for each series of ``now``, matched by labels."""
     by_labels = {tuple(sorted(s.labels.items())): s.values for s in baseline.series}
-    before = [by_labels.get(tuple(sorted(s.labels.items())), np.empty(0)) for s in now.series]
-    result = explain([s.labels for s in now.series], before, [s.values for s in now.series],
-                     aggregate, top=top)
-    return {"name": now.name, **result.as_dict()}
+    return [by_labels.get(tuple(sorted(s.labels.items())), np.empty(0)) for s in now.series]
+
+
+# (name, extra matchers, window) -> the query's result; window "now" or "baseline"
+RunWindow = Callable[[str, list[str], str], QueryResult]
+
+
+def root_cause(run: RunWindow, name: str, other_metrics: Sequence[str], *,
+               aggregate: str = "mean", top: int = 10, related: int = 20) -> Document:
+    """Explain the change of ``aggregate`` of metric ``name`` between the baseline and the
+    anomaly window, and list which series of up to ``related`` other metrics moved at the
+    same time among those carrying the label value that explains most of the change."""
+    from vigil.analytics.rca import explain, movers
+
+    now, base = run(name, [], "now"), run(name, [], "baseline")
+    result = explain([s.labels for s in now.series], _paired(now, base),
+                     [s.values for s in now.series], aggregate, top=top)
+    doc: Document = {"name": name, **result.as_dict(), "related": []}
+    lead = next((c for c in result.contributions if c.contribution > 0), None)
+    if lead is None or not related:
+        return doc
+    moved = []
+    for other in [m for m in other_metrics if m != name][:related]:
+        match = [f"{lead.label}={lead.value}"]
+        o_now, o_base = run(other, match, "now"), run(other, match, "baseline")
+        for m in movers([s.labels for s in o_now.series], _paired(o_now, o_base),
+                        [s.values for s in o_now.series], top=top):
+            moved.append({"name": other, **m.as_dict()})
+    moved.sort(key=lambda m: -abs(float(m["z"])))  # type: ignore[arg-type]
+    doc["related"] = moved[:top]
+    doc["related_match"] = f"{lead.label}={lead.value}"
+    return doc

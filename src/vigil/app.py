@@ -170,14 +170,20 @@ class Vigil:
             "group_by": None if group_by is None else ",".join(group_by),
         }
         query = Query.from_params(params, now_ms())
-        result = self._c.engine.run(self.tenant, query)
         if kind == "root-cause":
             length = query.end_ms - query.start_ms
             b_end = options.pop("baseline_end", query.start_ms / 1000)
             b_start = options.pop("baseline_start", b_end - length / 1000)
-            base = self._c.engine.run(self.tenant, Query.from_params(
-                {**params, "start": str(b_start), "end": str(b_end)}, now_ms()))
-            return analysis.root_cause(result, base, **options)
+
+            def run(metric: str, more: list[str], window: str) -> QueryResult:
+                p = {**params, "name": metric, "match": [*params["match"], *more]}
+                if window == "baseline":
+                    p.update(start=str(b_start), end=str(b_end))
+                return self._c.engine.run(self.tenant, Query.from_params(p, now_ms()))
+
+            names = [m.name for m in self._c.store.metric_names(self.tenant)]
+            return analysis.root_cause(run, name, names, **options)
+        result = self._c.engine.run(self.tenant, query)
         if kind == "insights":
             options.setdefault("range_ms", query.end_ms - query.start_ms)
         compute = ANALYSES.get(kind)

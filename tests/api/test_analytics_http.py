@@ -23,6 +23,8 @@ def lines(rng: np.random.Generator) -> bytes:
                 v = 120 + rng.normal(0, 5) + (300 if slow else 0)
                 out.append(f"latency,region={region},host={region}-{h} p95_ms={v:.2f} "
                            f"{t * 10**9}")
+                busy = 30 + rng.normal(0, 2) + (40 if slow and h == 1 else 0)
+                out.append(f"cpu,region={region},host={region}-{h} busy={busy:.2f} {t * 10**9}")
     return "\n".join(out).encode()
 
 
@@ -44,6 +46,9 @@ def test_root_cause_names_the_region(loaded: httpx.Client) -> None:
     top = doc["contributions"][0]
     assert (top["label"], top["value"]) == ("region", "us")
     assert {m["labels"]["region"] for m in doc["movers"]} == {"us"}
+    # what else moved where the change is: host us-1's CPU, among region=us
+    assert doc["related_match"] == "region=us"
+    assert [(m["name"], m["labels"]["host"]) for m in doc["related"]] == [("cpu_busy", "us-1")]
 
 
 @pytest.mark.parametrize(("params", "field"), [
@@ -52,6 +57,7 @@ def test_root_cause_names_the_region(loaded: httpx.Client) -> None:
     ({"top": "many"}, "top"),
     ({"baseline_start": str(START + 3600), "baseline_end": str(START)}, "baseline_start"),
     ({"name": ""}, "name"),
+    ({"related": "500"}, "related"),
 ])
 def test_root_cause_errors(loaded: httpx.Client, params: dict[str, str], field: str) -> None:
     base = {"name": "latency_p95_ms", "start": START + 3600, "end": START + 7200}

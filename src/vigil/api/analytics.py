@@ -50,6 +50,8 @@ def run_query(c: Components, tenant_id: str, params: dict[str, Any]) -> QueryRes
     _extra("baseline_end", "string", "end of the baseline window (default: start)"),
     _extra("aggregate", "string", "mean, sum, max, min, p50, p95 or p99 (default mean)"),
     _extra("top", "integer", "how many label values and series to list (default 10)"),
+    _extra("related", "integer", "other metrics to search for series that moved too, "
+           "among those with the leading label value (default 20, 0 = none)"),
 ]}, summary="Which label values explain a change of an aggregate, and what moved with it")
 async def root_cause(request: Request, c: Deps, tenant_id: Tenant) -> Response:
     """The anomaly window is the query's ``[start, end)``; each series' step values in it
@@ -75,13 +77,22 @@ async def root_cause(request: Request, c: Deps, tenant_id: Tenant) -> Response:
     if not 1 <= top <= 1000:
         raise InvalidInput(Problem("top must be between 1 and 1000", field="top"))
 
+    related = _param(request, "related", int, 20)
+    if not 0 <= related <= 100:
+        raise InvalidInput(Problem("related must be between 0 and 100", field="related"))
+
+    def run(name: str, match: list[str], window: str) -> QueryResult:
+        p = {**params, "name": name, "match": [*params["match"], *match], "tier": None}
+        if window == "baseline":
+            p.update(start=str(b_start / 1000), end=str(b_end / 1000))
+        return run_query(c, tenant_id, p)
+
     def compute() -> dict[str, object]:
-        now = run_query(c, tenant_id, {**params, "tier": None})
-        base = run_query(c, tenant_id, {**params, "start": str(b_start / 1000),
-                                        "end": str(b_end / 1000), "tier": None})
+        names = [m.name for m in c.store.metric_names(tenant_id)]
         return {"window": {"start": query.start_ms, "end": query.end_ms},
                 "baseline_window": {"start": b_start, "end": b_end},
-                **analysis.root_cause(now, base, aggregate=aggregate, top=top)}
+                **analysis.root_cause(run, query.name, names, aggregate=aggregate, top=top,
+                                      related=related)}
 
     return json_response(await run_in_threadpool(compute))
 
