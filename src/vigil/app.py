@@ -135,13 +135,7 @@ class Vigil:
         window: str | None = None,
     ) -> QueryResult:
         """Same parameters as ``GET /api/v1/query`` (start/end: RFC 3339 or epoch seconds)."""
-        params: dict[str, Any] = {
-            "name": name, "match": list(match), "fn": fn, "step": step, "window": window,
-            "start": None if start is None else str(start),
-            "end": None if end is None else str(end),
-            "q": None if q is None else str(q),
-            "group_by": None if group_by is None else ",".join(group_by),
-        }
+        params = _query_params(name, match, start, end, step, fn, group_by, q=q, window=window)
         return self._c.engine.run(self.tenant, Query.from_params(params, now_ms()))
 
     def analyze(
@@ -163,12 +157,7 @@ class Vigil:
         insights or root-cause; ``options`` are that endpoint's parameters as Python
         values (``horizon=24``, ``threshold=90.0``, ``baseline_start=...`` …).
         """
-        params: dict[str, Any] = {
-            "name": name, "match": list(match), "fn": fn, "step": step,
-            "start": None if start is None else str(start),
-            "end": None if end is None else str(end),
-            "group_by": None if group_by is None else ",".join(group_by),
-        }
+        params = _query_params(name, match, start, end, step, fn, group_by)
         query = Query.from_params(params, now_ms())
         if kind == "root-cause":
             length = query.end_ms - query.start_ms
@@ -205,3 +194,18 @@ class Vigil:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _query_params(
+    name: str, match: Sequence[str], start: str | float | None, end: str | float | None,
+    step: str | None, fn: str, group_by: Sequence[str] | None, *, q: float | None = None,
+    window: str | None = None,
+) -> dict[str, Any]:
+    """Python arguments as the query API's parameters (``Query.from_params`` validates)."""
+    return {
+        "name": name, "match": list(match), "fn": fn, "step": step, "window": window,
+        "start": None if start is None else str(start),
+        "end": None if end is None else str(end),
+        "q": None if q is None else str(q),
+        "group_by": None if group_by is None else ",".join(group_by),
+    }
