@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +30,6 @@ def _duration_s(v: Any) -> float:
 
 def _int(v: Any) -> int:
     return int(str(v).replace("_", ""))
-
-
-def _bool(v: Any) -> bool:
-    if isinstance(v, bool):
-        return v
-    s = str(v).strip().lower()
-    if s in ("1", "true", "yes", "on"):
-        return True
-    if s in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"not a boolean: {v!r}")
 
 
 def _choice(*options: str) -> Callable[[Any], str]:
@@ -130,9 +119,6 @@ class Settings:
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
-
-    def with_(self, **changes: Any) -> Settings:
-        return replace(self, **{k: _parse(k, v) for k, v in changes.items()})
 
 
 _BY_NAME = {s.name: s for s in SETTINGS}

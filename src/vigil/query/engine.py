@@ -28,17 +28,6 @@ class QueryResult:
     tier: Tier
     series: list[ResultSeries]
 
-    def as_json(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "tier": self.tier,
-            "series": [
-                {"labels": s.labels,
-                 "points": [[int(t), float(v)] for t, v in zip(s.t_ms, s.values, strict=True)]}
-                for s in self.series
-            ],
-        }
-
 
 class QueryEngine:
     def __init__(self, store: Store, clock: Callable[[], int] = now_ms) -> None:

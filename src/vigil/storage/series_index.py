@@ -52,19 +52,6 @@ class SeriesIndex:
                 self._tenant_of[info.id] = tenant
                 self.next_id = max(self.next_id, info.id + 1)
 
-    def remove(self, ids: Iterable[int]) -> None:
-        with self._lock:
-            for sid in ids:
-                info = self._info.pop(sid, None)
-                tenant = self._tenant_of.pop(sid, None)
-                if info is None or tenant is None:
-                    continue
-                t = self._tenants[tenant]
-                t.by_key.pop(info.key, None)
-                t.by_name[info.key.name].discard(sid)
-                for k, v in info.key.labels:
-                    t.postings[k][v].discard(sid)
-
     def count(self, tenant: str) -> int:
         return len(self._tenants[tenant].by_key) if tenant in self._tenants else 0
 
