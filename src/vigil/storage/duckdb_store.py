@@ -234,6 +234,18 @@ class DuckDBStore:
         out["limit"] = self.max_series_per_tenant
         return out
 
+    # ------------------------------------------------------------------ siblings
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of its own on this database, for a sibling store that keeps other
+        tables in the same file (alert state, task events). Closed with this store; the
+        sibling must not use it after ``close``."""
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        cur = self._db.cursor()
+        with self._cursors_lock:
+            self._cursors.append(cur)
+        return cur
+
     # ------------------------------------------------------------------ reads
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cur", None)
