@@ -13,15 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from vigil import analysis, config
+from vigil.alerting.delivery import Dispatcher
+from vigil.alerting.rules import Rule
+from vigil.alerting.service import AlertingService
+from vigil.cluster.bus import LocalBus
 from vigil.config import Settings
 from vigil.core.errors import InvalidInput, Problem
 from vigil.core.timeutil import now_ms
-from vigil.core.types import SampleBatch
+from vigil.core.types import Float64Array, Int64Array, SampleBatch, SeriesKey
 from vigil.ingest.json_samples import parse_samples
 from vigil.ingest.limits import Limits
 from vigil.pipeline import Pipeline
 from vigil.query.engine import QueryEngine, QueryResult
 from vigil.query.model import Query
+from vigil.storage.alert_store import DuckDBAlertStore
 from vigil.storage.duckdb_store import DuckDBStore
 from vigil.storage.maintenance import Maintenance, Schedule
 from vigil.storage.store import Tier
@@ -54,10 +59,15 @@ class Components:
     engine: QueryEngine
     maintenance: Maintenance
     limits: Limits
+    bus: LocalBus
+    alerting: AlertingService
+    dispatcher: Dispatcher
 
     def close(self) -> None:
-        """Stop maintenance, flush every queued write, checkpoint."""
+        """Stop maintenance, flush every queued write, stop alerting, checkpoint."""
         self.maintenance.stop()
+        self.alerting.close()
+        self.dispatcher.close()
         self.store.close()
 
 
@@ -78,8 +88,48 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
         maintenance.start()
     limits = Limits(settings.max_labels, settings.max_name_length,
                     settings.max_label_value_length)
-    return Components(settings, store, telemetry, pipeline, QueryEngine(store), maintenance,
-                      limits)
+    engine = QueryEngine(store)
+    bus = LocalBus()
+    alerting, dispatcher = _alerting(settings, store, engine, bus)
+    pipeline.listeners.append(alerting.offer)
+    telemetry.watch_alerting(lambda: {**vars(alerting.stats),
+                                      "queue_batches": alerting.queue_depth},
+                             dispatcher.stats)
+    if start_maintenance:
+        alerting.start()
+        dispatcher.start()
+    return Components(settings, store, telemetry, pipeline, engine, maintenance, limits, bus,
+                      alerting, dispatcher)
+
+
+def _alerting(settings: Settings, store: DuckDBStore, engine: QueryEngine, bus: LocalBus
+              ) -> tuple[AlertingService, Dispatcher]:
+    """The alerting service over the store's alert tables, the query engine (forecast
+    rules) and the series catalogue (absence after a restart); channels through the
+    dispatcher, the WebSocket channel through the bus."""
+
+    def known(tenant: str, rule: Rule) -> list[SeriesKey]:
+        return [i.key for i in store.find_series(tenant, rule.metric, rule.matchers)]
+
+    def history(tenant: str, rule: Rule, start_ms: int, end_ms: int
+                ) -> list[tuple[SeriesKey, Int64Array, Float64Array]]:
+        c = rule.condition
+        q = Query(rule.metric, start_ms, end_ms, c.step_ms, "avg", rule.matchers)
+        return [(SeriesKey.of(rule.metric, s.labels), s.t_ms, s.values)
+                for s in engine.run(tenant, q).series]
+
+    svc: AlertingService | None = None
+
+    def lookup(tenant: str, name: str) -> Any:
+        return svc.channel(tenant, name) if svc is not None else None
+
+    dispatcher = Dispatcher(lookup, publish=bus.publish,
+                            on_dead_letter=lambda t, r: svc.dead_letter(t, r) if svc else None)
+    svc = AlertingService(DuckDBAlertStore(store.connection()), dispatcher,
+                          known_series=known, history=history, publish=bus.publish,
+                          tick_ms=int(settings.alert_tick * 1000),
+                          queue_batches=settings.alert_queue_batches)
+    return svc, dispatcher
 
 
 class Vigil:

@@ -82,6 +82,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("duckdb_memory_limit", "256MB", str,
             "Memory limit of the embedded DuckDB store (its buffer pool; spills beyond)."),
     Setting("duckdb_threads", 0, _int, "DuckDB worker threads (0 = one per core)."),
+    Setting("alert_tick", 1.0, _duration_s,
+            "How often alerting checks what time alone changes: for-durations, absence, "
+            "keep-firing-for, escalation, group intervals and repeats."),
+    Setting("alert_queue_batches", 1024, _int,
+            "Committed batches waiting for alert evaluation; beyond this they are skipped "
+            "and counted (vigil_alerting_batches_dropped), so ingestion never waits."),
 )
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -115,6 +121,8 @@ class Settings:
     retention_interval: float
     duckdb_memory_limit: str
     duckdb_threads: int
+    alert_tick: float
+    alert_queue_batches: int
 
     @property
     def data_path(self) -> Path:

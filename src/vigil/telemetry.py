@@ -7,7 +7,7 @@ prometheus_client.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -35,6 +35,10 @@ class Telemetry:
     def watch_store(self, stats: Callable[[], dict[str, float]]) -> None:
         self.registry.register(_StoreCollector(stats))
 
+    def watch_alerting(self, stats: Callable[[], Mapping[str, float]],
+                       delivery: Callable[[], Mapping[str, Mapping[str, float]]]) -> None:
+        self.registry.register(_AlertingCollector(stats, delivery))
+
 
 class _StoreCollector:
     _COUNTERS: ClassVar[dict[str, str]] = {
@@ -57,3 +61,28 @@ class _StoreCollector:
             yield CounterMetricFamily(f"vigil_store_{key}", doc, value=st.get(key, 0.0))
         for key, doc in self._GAUGES.items():
             yield GaugeMetricFamily(f"vigil_store_{key}", doc, value=st.get(key, 0.0))
+
+
+class _AlertingCollector:
+    """Alert evaluation (overload included) and delivery per channel type."""
+
+    _GAUGES = frozenset({"queue_batches"})
+
+    def __init__(self, stats: Callable[[], Mapping[str, float]],
+                 delivery: Callable[[], Mapping[str, Mapping[str, float]]]) -> None:
+        self._stats, self._delivery = stats, delivery
+
+    def collect(self) -> Iterator[Metric]:
+        for key, value in self._stats().items():
+            family = GaugeMetricFamily if key in self._GAUGES else CounterMetricFamily
+            yield family(f"vigil_alerting_{key}", f"Alerting: {key.replace('_', ' ')}",
+                         value=value)
+        per_type = self._delivery()
+        keys = sorted({k for counts in per_type.values() for k in counts})
+        for key in keys:
+            fam = CounterMetricFamily(f"vigil_notifications_{key}",
+                                      f"Notifications: {key.replace('_', ' ')}",
+                                      labels=["channel_type"])
+            for ctype, counts in sorted(per_type.items()):
+                fam.add_metric([ctype], counts.get(key, 0.0))
+            yield fam

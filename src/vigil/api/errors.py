@@ -15,6 +15,7 @@ from starlette.responses import Response
 from vigil.api.responses import json_response
 from vigil.config import ConfigError
 from vigil.core.errors import (
+    Conflict,
     InvalidInput,
     NotFound,
     PayloadTooLarge,
@@ -31,6 +32,7 @@ _STATUS: tuple[tuple[type[VigilError], int, str], ...] = (
     (InvalidInput, 400, "invalid-input"),
     (ConfigError, 400, "invalid-input"),
     (NotFound, 404, "not-found"),
+    (Conflict, 409, "conflict"),
     (PayloadTooLarge, 413, "payload-too-large"),
     (UnsupportedMediaType, 415, "unsupported-media-type"),
     (SeriesLimitExceeded, 422, "series-limit"),

@@ -72,5 +72,9 @@ class NotFound(VigilError):
     """The named thing does not exist."""
 
 
+class Conflict(VigilError):
+    """The change clashes with what exists (a duplicate name, a thing still in use)."""
+
+
 class StoreUnavailable(VigilError):
     """The store is closed or failing; the write was not acknowledged."""

@@ -49,6 +49,31 @@ MIGRATIONS: tuple[Migration, ...] = (
             "DROP TABLE series",
         ),
     ),
+    Migration(
+        2,
+        "alerting: rules, channels and silences; alerts; alert history and dead letters",
+        (
+            # Rules, channels, silences: one JSON document per (tenant, kind, id).
+            """CREATE TABLE alert_objects (
+                tenant VARCHAR NOT NULL, kind VARCHAR NOT NULL, id VARCHAR NOT NULL,
+                doc VARCHAR NOT NULL, updated_ms BIGINT NOT NULL,
+                PRIMARY KEY (tenant, kind, id))""",
+            """CREATE TABLE alerts (
+                tenant VARCHAR NOT NULL, id VARCHAR NOT NULL, rule_id VARCHAR NOT NULL,
+                fingerprint VARCHAR NOT NULL, state VARCHAR NOT NULL,
+                severity VARCHAR NOT NULL, starts_ms BIGINT NOT NULL,
+                updated_ms BIGINT NOT NULL, doc VARCHAR NOT NULL, PRIMARY KEY (tenant, id))""",
+            # Append-only: alert history, dead letters.
+            """CREATE TABLE alert_events (
+                tenant VARCHAR NOT NULL, kind VARCHAR NOT NULL, ref VARCHAR NOT NULL,
+                ts_ms BIGINT NOT NULL, doc VARCHAR NOT NULL)""",
+        ),
+        (
+            "DROP TABLE alert_events",
+            "DROP TABLE alerts",
+            "DROP TABLE alert_objects",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

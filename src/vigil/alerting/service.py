@@ -1,0 +1,512 @@
+"""The alerting service: rules, channels, silences and alerts of every tenant, evaluated
+on the ingest stream.
+
+The pipeline hands each committed batch to ``offer``, which only enqueues (bounded; a
+full queue drops the batch for evaluation and counts it), so alerting never slows
+ingestion. One thread evaluates batches and ticks once a ``tick_ms``; forecast rules run
+on a thread of their own because a fit takes long. Everything that changes state holds
+``_lock``; API calls take it too.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import numpy as np
+
+from vigil.alerting import lifecycle
+from vigil.alerting.channels import Channel, parse_channel
+from vigil.alerting.evaluator import Evaluator, Transition
+from vigil.alerting.grouping import Grouper, group_labels
+from vigil.alerting.incidents import incidents
+from vigil.alerting.lifecycle import Alert, Silence, StateStore
+from vigil.alerting.model import Notification
+from vigil.alerting.rules import Rule, parse_rule, render
+from vigil.analytics.capacity import time_to_threshold
+from vigil.core.errors import Conflict, InvalidInput, NotFound, Problem
+from vigil.core.timeutil import now_ms
+from vigil.core.types import Float64Array, Int64Array, SampleBatch, SeriesKey
+
+log = logging.getLogger(__name__)
+
+# (tenant, rule) -> series of the rule over its lookback: (key, times ms, values)
+History = Callable[[str, Rule, int, int], list[tuple[SeriesKey, Int64Array, Float64Array]]]
+KnownSeries = Callable[[str, Rule], list[SeriesKey]]
+
+
+class Deliver(Protocol):
+    def submit(self, tenant: str, n: Notification) -> bool: ...
+
+
+@dataclass
+class _Tenant:
+    evaluator: Evaluator
+    rules: dict[str, Rule] = field(default_factory=dict)
+    channels: dict[str, Channel] = field(default_factory=dict)
+    silences: dict[str, Silence] = field(default_factory=dict)
+    active: dict[str, Alert] = field(default_factory=dict)  # by fingerprint
+    grouper: Grouper = field(default_factory=Grouper)
+    forecast_due: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Stats:
+    batches_evaluated: int = 0
+    batches_dropped: int = 0
+    evaluation_seconds: float = 0.0
+    alerts_fired: int = 0
+    alerts_resolved: int = 0
+    notifications: int = 0
+    notifications_dropped: int = 0
+
+
+class AlertingService:
+    def __init__(
+        self,
+        state: StateStore,
+        deliver: Deliver,
+        *,
+        known_series: KnownSeries = lambda tenant, rule: [],
+        history: History | None = None,
+        publish: Callable[[str, Mapping[str, object]], None] = lambda topic, msg: None,
+        clock: Callable[[], int] = now_ms,
+        tick_ms: int = 1000,
+        queue_batches: int = 1024,
+    ) -> None:
+        self._state = state
+        self._deliver = deliver
+        self._known = known_series
+        self._history = history
+        self._publish = publish
+        self._clock = clock
+        self._tick_ms = tick_ms
+        self._queue: queue.Queue[tuple[str, SampleBatch] | None] = queue.Queue(queue_batches)
+        self._lock = threading.RLock()
+        self._tenants: dict[str, _Tenant] = {}
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self.stats = Stats()
+        self._load()
+
+    # ------------------------------------------------------------------ set-up
+    def _tenant(self, tenant: str) -> _Tenant:
+        t = self._tenants.get(tenant)
+        if t is None:
+            active: dict[str, Alert] = {}
+            t = self._tenants[tenant] = _Tenant(Evaluator(lambda fp: fp in active), active=active)
+        return t
+
+    def _load(self) -> None:
+        """Rules, channels, silences and active alerts of every tenant, as stored."""
+        now = self._clock()
+        for tenant in self._state.tenants():
+            t = self._tenant(tenant)
+            for doc in self._state.docs(tenant, "channel"):
+                t.channels[doc["name"]] = parse_channel(doc)
+            for doc in self._state.docs(tenant, "silence"):
+                s = lifecycle.silence_from_doc(doc)
+                t.silences[s.id] = s
+            for doc in self._state.alerts(tenant, active=True):
+                a = Alert.from_dict(doc)
+                t.active[a.fingerprint] = a
+            for doc in self._state.docs(tenant, "rule"):
+                self._install(tenant, t, parse_rule(doc, rule_id=doc["id"]), now)
+            for a in t.active.values():
+                rule = t.rules.get(a.rule_id)
+                if rule is not None:
+                    t.grouper.restore(a, rule)
+
+    def _install(self, tenant: str, t: _Tenant, rule: Rule, now: int) -> None:
+        t.rules[rule.id] = rule
+        t.evaluator.set_rule(rule)
+        t.evaluator.seed(rule.id, self._known(tenant, rule), now)
+        if rule.condition.kind == "forecast":
+            t.forecast_due[rule.id] = now
+        else:
+            t.forecast_due.pop(rule.id, None)
+
+    def start(self) -> None:
+        for target, name in ((self._run, "vigil-alerting"), (self._run_forecasts,
+                                                             "vigil-alert-forecast")):
+            th = threading.Thread(target=target, name=name, daemon=True)
+            th.start()
+            self._threads.append(th)
+
+    def close(self) -> None:
+        self._stop.set()
+        try:
+            self._queue.put_nowait(None)
+        except queue.Full:
+            pass
+        for th in self._threads:
+            th.join(10)
+
+    # ------------------------------------------------------------------ stream
+    def offer(self, tenant: str, batch: SampleBatch) -> None:
+        """The pipeline listener: never blocks; a full queue drops and counts."""
+        if tenant not in self._tenants or not self._tenants[tenant].rules:
+            return
+        try:
+            self._queue.put_nowait((tenant, batch))
+        except queue.Full:
+            self.stats.batches_dropped += 1
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    def _run(self) -> None:
+        next_tick = self._clock() + self._tick_ms
+        while not self._stop.is_set():
+            timeout = max(0.0, (next_tick - self._clock()) / 1000)
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            try:
+                if item is not None:
+                    self.process(*item)
+                if self._clock() >= next_tick:
+                    self.tick()
+                    next_tick = self._clock() + self._tick_ms
+            except Exception:
+                log.exception("alert evaluation failed")
+
+    def process(self, tenant: str, batch: SampleBatch, now: int | None = None) -> None:
+        """Evaluate one committed batch and act on what fired or resolved."""
+        t0 = time.perf_counter()
+        now = self._clock() if now is None else now
+        with self._lock:
+            t = self._tenant(tenant)
+            transitions = t.evaluator.observe(batch, now)
+            self._apply(tenant, t, transitions, now)
+            self._flush(tenant, t, now)
+        self.stats.batches_evaluated += 1
+        self.stats.evaluation_seconds += time.perf_counter() - t0
+
+    def tick(self, now: int | None = None) -> None:
+        """Time-driven work: for-durations, absence, resolution, escalation, repeats."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            for tenant, t in self._tenants.items():
+                self._apply(tenant, t, t.evaluator.tick(now), now)
+                self._escalate(tenant, t, now)
+                self._flush(tenant, t, now)
+
+    def _run_forecasts(self) -> None:
+        while not self._stop.wait(self._tick_ms / 1000):
+            try:
+                self.run_forecasts()
+            except Exception:
+                log.exception("forecast rule evaluation failed")
+
+    def run_forecasts(self, now: int | None = None) -> None:
+        """Forecast-breach rules that are due: fit outside the lock, then apply."""
+        if self._history is None:
+            return
+        now = self._clock() if now is None else now
+        with self._lock:
+            due = [(tenant, t.rules[rid]) for tenant, t in self._tenants.items()
+                   for rid, at in t.forecast_due.items() if at <= now]
+        for tenant, rule in due:
+            c = rule.condition
+            probs: dict[SeriesKey, float] = {}
+            for key, ts, vs in self._history(tenant, rule, now - c.lookback_ms, now):
+                if np.isfinite(vs).sum() < 4:
+                    continue
+                cap = time_to_threshold(vs, ts, c.threshold,
+                                        direction="above" if c.op in (">", ">=") else "below",
+                                        horizon=max(1, c.horizon_ms // c.step_ms),
+                                        method="auto", n_paths=500)
+                probs[key] = cap.probability
+            with self._lock:
+                t = self._tenant(tenant)
+                if t.rules.get(rule.id) is not rule:
+                    continue  # changed meanwhile
+                t.forecast_due[rule.id] = now + c.every_ms
+                self._apply(tenant, t, t.evaluator.set_values(rule.id, probs, now), now)
+                self._flush(tenant, t, now)
+
+    # ------------------------------------------------------------------ lifecycle
+    def _apply(self, tenant: str, t: _Tenant, transitions: Sequence[Transition], now: int
+               ) -> None:
+        for tr in transitions:
+            if tr.firing:
+                labels = {**tr.series.label_dict(), **(tr.rule.labels or {}),
+                          "alertname": tr.rule.name, "severity": tr.rule.severity}
+                notes = {k: render(v, tr.value, labels)
+                         for k, v in (tr.rule.annotations or {}).items()}
+                if tr.fingerprint in t.active:
+                    continue  # restored after a restart or a rule change: still the same
+                a = Alert.new(tr.rule.id, tr.rule.name, tr.fingerprint, labels, notes,
+                              tr.rule.severity, tr.value, now)
+                self._record(tenant, t, a, "triggered", now)
+                self.stats.alerts_fired += 1
+            else:
+                a = t.active.get(tr.fingerprint)  # type: ignore[assignment]
+                if a is None:
+                    continue
+                a = lifecycle.resolve(replace(a, value=tr.value), None, "condition cleared", now)
+                self._record(tenant, t, a, "resolved", now)
+                self.stats.alerts_resolved += 1
+
+    def _record(self, tenant: str, t: _Tenant, a: Alert, event: str, now: int,
+                by: str | None = None, comment: str | None = None, **extra: object) -> None:
+        """Store the alert and its history entry, then tell groups and subscribers."""
+        self._state.put_alert(tenant, a.as_dict())
+        self._state.append_event(tenant, "history", a.id, now,
+                                 lifecycle.history_entry(a, event, now, by, comment, **extra))
+        if a.active:
+            t.active[a.fingerprint] = a
+        else:
+            t.active.pop(a.fingerprint, None)
+        rule = t.rules.get(a.rule_id)
+        if rule is not None and event in ("triggered", "resolved", "escalated"):
+            t.grouper.update(a, rule, now)
+        self._publish("alerts", {"type": f"alert_{event}", "tenant": tenant,
+                                 "data": a.as_dict()})
+
+    def _muted(self, t: _Tenant, now: int) -> Callable[[Alert], bool]:
+        critical = {group_labels(t.rules[a.rule_id], a.labels) for a in t.active.values()
+                    if a.severity == "critical" and a.rule_id in t.rules}
+
+        def muted(a: Alert) -> bool:
+            if any(s.mutes(a.labels, now) for s in t.silences.values()):
+                return True
+            rule = t.rules.get(a.rule_id)
+            return (a.severity != "critical" and rule is not None
+                    and group_labels(rule, a.labels) in critical)
+
+        return muted
+
+    def _flush(self, tenant: str, t: _Tenant, now: int) -> None:
+        for n in t.grouper.flush(now, self._muted(t, now)):
+            self._send(tenant, n)
+
+    def _send(self, tenant: str, n: Notification) -> None:
+        if self._deliver.submit(tenant, n):
+            self.stats.notifications += 1
+        else:
+            self.stats.notifications_dropped += 1
+
+    def _escalate(self, tenant: str, t: _Tenant, now: int) -> None:
+        muted = self._muted(t, now)
+        for a in list(t.active.values()):
+            rule = t.rules.get(a.rule_id)
+            if rule is None or a.state != "triggered":
+                continue
+            while a.escalation_step < len(rule.escalation):
+                step = rule.escalation[a.escalation_step]
+                if now - a.starts_ms < step.after_ms:
+                    break
+                a = lifecycle.raise_severity(a, step.severity, now, a.escalation_step + 1)
+                self._record(tenant, t, a, "escalated", now, step=a.escalation_step,
+                             channels=list(step.channels))
+                if not muted(a):
+                    for channel in step.channels:
+                        self._send(tenant, Notification(
+                            channel, f"escalation:{a.fingerprint}", "firing",
+                            dict(group_labels(rule, a.labels)), (a.view(),), a.severity, now,
+                            escalation=a.escalation_step))
+
+    # ------------------------------------------------------------------ rules
+    def rules(self, tenant: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r.doc or {}) for r in self._tenant(tenant).rules.values()]
+
+    def rule(self, tenant: str, rule_id: str) -> Rule:
+        with self._lock:
+            rule = self._tenant(tenant).rules.get(rule_id)
+        if rule is None:
+            raise NotFound(f"no rule {rule_id!r}")
+        return rule
+
+    def put_rule(self, tenant: str, doc: object, rule_id: str | None = None,
+                 *, create: bool = True) -> Rule:
+        """Create (``create``) or replace a rule; channels must exist, names be unique."""
+        rule = parse_rule(doc, rule_id=rule_id)
+        with self._lock:
+            t = self._tenant(tenant)
+            exists = rule.id in t.rules
+            if create and exists:
+                raise Conflict(f"rule {rule.id!r} exists; PUT /api/v1/rules/{rule.id} "
+                               "replaces it")
+            if not create and not exists:
+                raise NotFound(f"no rule {rule.id!r}")
+            for i, ch in enumerate(rule.channels):
+                if ch not in t.channels:
+                    raise InvalidInput(Problem(
+                        f"unknown channel {ch!r}; create it first with POST /api/v1/channels",
+                        field=f"channels[{i}]"))
+            for i, step in enumerate(rule.escalation):
+                for j, ch in enumerate(step.channels):
+                    if ch not in t.channels:
+                        raise InvalidInput(Problem(f"unknown channel {ch!r}",
+                                                   field=f"escalation[{i}].channels[{j}]"))
+            for other in t.rules.values():
+                if other.name == rule.name and other.id != rule.id:
+                    raise Conflict(f"a rule named {rule.name!r} exists (id {other.id})")
+            self._state.put(tenant, "rule", rule.id, dict(rule.doc or {}))
+            self._install(tenant, t, rule, self._clock())
+        return rule
+
+    def delete_rule(self, tenant: str, rule_id: str) -> None:
+        """Remove a rule; its active alerts resolve ("rule deleted")."""
+        with self._lock:
+            t = self._tenant(tenant)
+            if rule_id not in t.rules:
+                raise NotFound(f"no rule {rule_id!r}")
+            now = self._clock()
+            self._state.delete(tenant, "rule", rule_id)
+            for a in [a for a in t.active.values() if a.rule_id == rule_id]:
+                self._record(tenant, t, lifecycle.resolve(a, None, "rule deleted", now),
+                             "resolved", now)
+            t.evaluator.remove_rule(rule_id)
+            del t.rules[rule_id]
+            t.forecast_due.pop(rule_id, None)
+
+    def explain(self, tenant: str, rule_id: str) -> dict[str, object]:
+        rule = self.rule(tenant, rule_id)
+        now = self._clock()
+        with self._lock:
+            ev = self._tenant(tenant).evaluator
+            return {"rule": dict(rule.doc or {}), "now_ms": now,
+                    "series": ev.explain(rule_id, now),
+                    "recent": list(ev.recent.get(rule_id, ()))[::-1]}
+
+    # ------------------------------------------------------------------ channels
+    def channels(self, tenant: str) -> list[dict[str, object]]:
+        with self._lock:
+            return [c.public_dict() for c in self._tenant(tenant).channels.values()]
+
+    def channel(self, tenant: str, name: str) -> Channel | None:
+        """The dispatcher's lookup, at send time."""
+        with self._lock:
+            return self._tenant(tenant).channels.get(name)
+
+    def put_channel(self, tenant: str, doc: Mapping[str, object], name: str | None = None,
+                    *, create: bool = True) -> Channel:
+        if name is not None:
+            doc = {**doc, "name": name}
+        ch = parse_channel(doc)
+        with self._lock:
+            t = self._tenant(tenant)
+            if create and ch.name in t.channels:
+                raise Conflict(f"channel {ch.name!r} exists; PUT /api/v1/channels/{ch.name} "
+                               "replaces it")
+            if not create and ch.name not in t.channels:
+                raise NotFound(f"no channel {ch.name!r}")
+            self._state.put(tenant, "channel", ch.name, ch.doc())
+            t.channels[ch.name] = ch
+        return ch
+
+    def delete_channel(self, tenant: str, name: str) -> None:
+        with self._lock:
+            t = self._tenant(tenant)
+            if name not in t.channels:
+                raise NotFound(f"no channel {name!r}")
+            users = sorted(r.name for r in t.rules.values() if name in r.channels or any(
+                name in s.channels for s in r.escalation))
+            if users:
+                raise Conflict(f"channel {name!r} is used by rules {', '.join(users)}; "
+                               "change them first")
+            self._state.delete(tenant, "channel", name)
+            del t.channels[name]
+
+    # ------------------------------------------------------------------ alerts
+    def alerts(self, tenant: str, *, state: str | None = None, severity: str | None = None,
+               rule: str | None = None, since_ms: int | None = None, limit: int = 1000
+               ) -> list[dict[str, object]]:
+        docs = self._state.alerts(tenant, state=state, severity=severity, rule=rule,
+                                  since_ms=since_ms, limit=limit)
+        with self._lock:
+            t = self._tenant(tenant)
+            muted = self._muted(t, self._clock())
+            silenced = list(t.silences.values())
+        now = self._clock()
+        for d in docs:
+            a = Alert.from_dict(d)
+            d["silenced"] = a.active and any(s.mutes(a.labels, now) for s in silenced)
+            d["inhibited"] = a.active and not d["silenced"] and muted(a)
+        return docs
+
+    def alert(self, tenant: str, alert_id: str) -> dict[str, object]:
+        doc = self._state.alert(tenant, alert_id)
+        if doc is None:
+            raise NotFound(f"no alert {alert_id!r}")
+        return doc
+
+    def history(self, tenant: str, alert_id: str) -> list[dict[str, object]]:
+        self.alert(tenant, alert_id)
+        return self._state.events(tenant, "history", alert_id)
+
+    def acknowledge(self, tenant: str, alert_id: str, by: str, comment: str | None) -> Alert:
+        with self._lock:
+            t = self._tenant(tenant)
+            a = self._active(t, tenant, alert_id)
+            now = self._clock()
+            a = lifecycle.acknowledge(a, by, comment, now)
+            self._record(tenant, t, a, "acknowledged", now, by, comment)
+            return a
+
+    def resolve(self, tenant: str, alert_id: str, by: str, comment: str | None) -> Alert:
+        with self._lock:
+            t = self._tenant(tenant)
+            a = self._active(t, tenant, alert_id)
+            now = self._clock()
+            a = lifecycle.resolve(a, by, "by hand", now)
+            t.evaluator.hold(a.fingerprint)
+            self._record(tenant, t, a, "resolved", now, by, comment)
+            self._flush(tenant, t, now)
+            return a
+
+    def _active(self, t: _Tenant, tenant: str, alert_id: str) -> Alert:
+        for a in t.active.values():
+            if a.id == alert_id:
+                return a
+        doc = self.alert(tenant, alert_id)  # 404 if unknown
+        raise InvalidInput(Problem(f"alert {alert_id} is {doc['state']}", field="state"))
+
+    # ------------------------------------------------------------------ silences
+    def silences(self, tenant: str) -> list[dict[str, object]]:
+        now = self._clock()
+        with self._lock:
+            return [{**s.as_dict(), "active": s.starts_ms <= now < s.ends_ms}
+                    for s in self._tenant(tenant).silences.values()]
+
+    def add_silence(self, tenant: str, doc: object) -> Silence:
+        now = self._clock()
+        s = lifecycle.parse_silence(doc, now)
+        with self._lock:
+            self._state.put(tenant, "silence", s.id, s.as_dict())
+            t = self._tenant(tenant)
+            t.silences[s.id] = s
+        return s
+
+    def delete_silence(self, tenant: str, silence_id: str) -> None:
+        """Expire a silence; alerts it muted are notified at the next flush."""
+        with self._lock:
+            t = self._tenant(tenant)
+            if silence_id not in t.silences:
+                raise NotFound(f"no silence {silence_id!r}")
+            self._state.delete(tenant, "silence", silence_id)
+            del t.silences[silence_id]
+
+    # ------------------------------------------------------------------ views
+    def incidents(self, tenant: str) -> list[dict[str, object]]:
+        with self._lock:
+            return incidents(list(self._tenant(tenant).active.values()))
+
+    def dead_letters(self, tenant: str, limit: int = 1000) -> list[dict[str, object]]:
+        return self._state.events(tenant, "dead_letter", limit=limit)
+
+    def dead_letter(self, tenant: str, record: Mapping[str, object]) -> None:
+        """The dispatcher's callback after the last retry failed."""
+        self._state.append_event(tenant, "dead_letter", str(record.get("channel", "")),
+                                 self._clock(), dict(record))
