@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from vigil import analysis, config
-from vigil.alerting.delivery import Dispatcher
+from vigil.alerting.channels import Channel
+from vigil.alerting.delivery import DeadLetter, Dispatcher
 from vigil.alerting.rules import Rule
+from vigil.alerting.senders import ChannelSenders
 from vigil.alerting.service import AlertingService
 from vigil.cluster.bus import LocalBus
 from vigil.config import Settings
@@ -62,12 +64,14 @@ class Components:
     bus: LocalBus
     alerting: AlertingService
     dispatcher: Dispatcher
+    senders: ChannelSenders
 
     def close(self) -> None:
         """Stop maintenance, flush every queued write, stop alerting, checkpoint."""
         self.maintenance.stop()
         self.alerting.close()
         self.dispatcher.close()
+        self.senders.close()
         self.store.close()
 
 
@@ -90,20 +94,20 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
                     settings.max_label_value_length)
     engine = QueryEngine(store)
     bus = LocalBus()
-    alerting, dispatcher = _alerting(settings, store, engine, bus)
+    alerting, dispatcher, senders = _alerting(settings, store, engine, bus)
     pipeline.listeners.append(alerting.offer)
     telemetry.watch_alerting(lambda: {**vars(alerting.stats),
                                       "queue_batches": alerting.queue_depth},
-                             dispatcher.stats)
+                             lambda: dict(dispatcher.stats()))
     if start_maintenance:
         alerting.start()
         dispatcher.start()
     return Components(settings, store, telemetry, pipeline, engine, maintenance, limits, bus,
-                      alerting, dispatcher)
+                      alerting, dispatcher, senders)
 
 
 def _alerting(settings: Settings, store: DuckDBStore, engine: QueryEngine, bus: LocalBus
-              ) -> tuple[AlertingService, Dispatcher]:
+              ) -> tuple[AlertingService, Dispatcher, ChannelSenders]:
     """The alerting service over the store's alert tables, the query engine (forecast
     rules) and the series catalogue (absence after a restart); channels through the
     dispatcher, the WebSocket channel through the bus."""
@@ -120,16 +124,20 @@ def _alerting(settings: Settings, store: DuckDBStore, engine: QueryEngine, bus: 
 
     svc: AlertingService | None = None
 
-    def lookup(tenant: str, name: str) -> Any:
+    def lookup(tenant: str, name: str) -> Channel | None:
         return svc.channel(tenant, name) if svc is not None else None
 
-    dispatcher = Dispatcher(lookup, publish=bus.publish,
-                            on_dead_letter=lambda t, r: svc.dead_letter(t, r) if svc else None)
+    def dead_letter(tenant: str, record: DeadLetter) -> None:
+        if svc is not None:
+            svc.dead_letter(tenant, record.as_dict())
+
+    senders = ChannelSenders(bus.publish)
+    dispatcher = Dispatcher(lookup, senders.send, dead_letter)
     svc = AlertingService(DuckDBAlertStore(store.connection()), dispatcher,
                           known_series=known, history=history, publish=bus.publish,
                           tick_ms=int(settings.alert_tick * 1000),
                           queue_batches=settings.alert_queue_batches)
-    return svc, dispatcher
+    return svc, dispatcher, senders
 
 
 class Vigil:

@@ -8,7 +8,7 @@ prometheus_client.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -36,7 +36,7 @@ class Telemetry:
         self.registry.register(_StoreCollector(stats))
 
     def watch_alerting(self, stats: Callable[[], Mapping[str, float]],
-                       delivery: Callable[[], Mapping[str, Mapping[str, float]]]) -> None:
+                       delivery: Callable[[], Mapping[str, Any]]) -> None:
         self.registry.register(_AlertingCollector(stats, delivery))
 
 
@@ -69,7 +69,7 @@ class _AlertingCollector:
     _GAUGES = frozenset({"queue_batches"})
 
     def __init__(self, stats: Callable[[], Mapping[str, float]],
-                 delivery: Callable[[], Mapping[str, Mapping[str, float]]]) -> None:
+                 delivery: Callable[[], Mapping[str, Any]]) -> None:
         self._stats, self._delivery = stats, delivery
 
     def collect(self) -> Iterator[Metric]:
@@ -77,7 +77,12 @@ class _AlertingCollector:
             family = GaugeMetricFamily if key in self._GAUGES else CounterMetricFamily
             yield family(f"vigil_alerting_{key}", f"Alerting: {key.replace('_', ' ')}",
                          value=value)
-        per_type = self._delivery()
+        delivery = self._delivery()
+        for key in ("queue_full", "pending", "holding"):
+            family = CounterMetricFamily if key == "queue_full" else GaugeMetricFamily
+            yield family(f"vigil_notifications_{key}", f"Notifications: {key.replace('_', ' ')}",
+                         value=delivery.get(key, 0))
+        per_type: Mapping[str, Mapping[str, float]] = delivery.get("by_type", {})
         keys = sorted({k for counts in per_type.values() for k in counts})
         for key in keys:
             fam = CounterMetricFamily(f"vigil_notifications_{key}",

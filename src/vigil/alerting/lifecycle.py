@@ -9,13 +9,13 @@ state survives a restart.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 from vigil.alerting.fields import Fields
 from vigil.alerting.model import SEVERITIES, AlertView, Severity, State
-from vigil.core.errors import InvalidInput, NotFound, Problem
+from vigil.core.errors import InvalidInput, Problem
 from vigil.core.matchers import Matcher
 from vigil.core.timeutil import parse_time_ms
 

@@ -121,9 +121,10 @@ _CONDITION_FIELDS: dict[str, tuple[str, ...]] = {
 
 
 def parse_condition(doc: object, window_ms: int) -> Condition:
-    raw = doc if isinstance(doc, Mapping) else {}
+    if not isinstance(doc, Mapping):
+        raise bad("condition", "required: an object with a type (" + ", ".join(KINDS) + ")")
     every = tuple({f for fs in _CONDITION_FIELDS.values() for f in fs})
-    kind: Kind = Fields(raw, "condition", every).str_(  # type: ignore[assignment]
+    kind: Kind = Fields(doc, "condition", every).str_(  # type: ignore[assignment]
         "type", choices=KINDS)
     d = Fields(doc, "condition", _CONDITION_FIELDS[kind])
     for_ms = d.ms("for_s", 0.0)

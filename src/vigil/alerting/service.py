@@ -10,6 +10,7 @@ on a thread of their own because a fit takes long. Everything that changes state
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -34,6 +35,9 @@ from vigil.core.timeutil import now_ms
 from vigil.core.types import Float64Array, Int64Array, SampleBatch, SeriesKey
 
 log = logging.getLogger(__name__)
+# Every transition of every alert, whatever its channels (the WebSocket channel type
+# publishes notifications on "alerts"; this is the lifecycle stream the dashboard reads).
+LIFECYCLE_TOPIC = "alert_lifecycle"
 
 # (tenant, rule) -> series of the rule over its lookback: (key, times ms, values)
 History = Callable[[str, Rule, int, int], list[tuple[SeriesKey, Int64Array, Float64Array]]]
@@ -140,10 +144,8 @@ class AlertingService:
 
     def close(self) -> None:
         self._stop.set()
-        try:
+        with contextlib.suppress(queue.Full):
             self._queue.put_nowait(None)
-        except queue.Full:
-            pass
         for th in self._threads:
             th.join(10)
 
@@ -269,8 +271,8 @@ class AlertingService:
         rule = t.rules.get(a.rule_id)
         if rule is not None and event in ("triggered", "resolved", "escalated"):
             t.grouper.update(a, rule, now)
-        self._publish("alerts", {"type": f"alert_{event}", "tenant": tenant,
-                                 "data": a.as_dict()})
+        self._publish(LIFECYCLE_TOPIC, {"type": f"alert_{event}", "tenant": tenant,
+                                        "data": a.as_dict()})
 
     def _muted(self, t: _Tenant, now: int) -> Callable[[Alert], bool]:
         critical = {group_labels(t.rules[a.rule_id], a.labels) for a in t.active.values()

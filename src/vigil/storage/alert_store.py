@@ -62,7 +62,8 @@ class DuckDBAlertStore:
                rule: str | None = None, since_ms: int | None = None, active: bool = False,
                limit: int = 1000) -> list[Doc]:
         """Newest first; ``since_ms``: changed at or after; ``rule``: id or name."""
-        where, params = ["tenant = ?"], [tenant]
+        where: list[str] = ["tenant = ?"]
+        params: list[object] = [tenant]
         for col, value in (("state", state), ("severity", severity)):
             if value is not None:
                 where.append(f"{col} = ?")
