@@ -24,6 +24,7 @@ import numpy as np
 
 from vigil.alerting.rules import KINDS, OPS, Rule
 from vigil.analytics.anomaly import StreamingScorer
+from vigil.core.timeutil import format_ms
 from vigil.core.types import Float64Array, Int64Array, SampleBatch, SeriesKey
 
 SUB = 10
@@ -421,7 +422,7 @@ def _explain_slot(rule: Rule, key: SeriesKey, s: _Slots, j: int, now_ms: int
         reason = (f"{test}; cleared {(now_ms - s.clear[j]) / 1000:.0f} s ago, firing until "
                   f"keep_firing_for_s {c_s(rule.keep_firing_for_ms)} has passed")
     elif firing:
-        state, reason = "firing", f"{test}; firing since {int(s.since[j])}"
+        state, reason = "firing", f"{test}; firing since {format_ms(int(s.since[j]))}"
     elif s.hold[j]:
         state, reason = "held", f"{test}; resolved by hand, fires again once it clears"
     elif s.pending[j] >= 0:
