@@ -217,6 +217,7 @@ class Dispatcher:
                 self._cond.wait(None if not live else max(0.0, (live[0] - now) / 1000) + 0.001)
 
     def _fire_timers(self, now: int) -> None:
+        released: dict[tuple[str, str], list[_Job]] = {}
         while self._timers and self._timers[0][0] <= now:
             _, _, key, job = heapq.heappop(self._timers)
             lane = self._lanes[key]
@@ -225,7 +226,10 @@ class Dispatcher:
             del lane.waiting[job.n.group_key]
             self._holding -= job.holding
             job.holding = False
-            lane.ready.appendleft(job)  # older than what arrived meanwhile
+            released.setdefault(key, []).append(job)
+        for key, jobs in released.items():  # a lane's ready jobs stay in arrival order
+            lane = self._lanes[key]
+            lane.ready = deque(sorted([*jobs, *lane.ready], key=lambda j: j.seq))
             self._mark_ready(key, lane)
 
     def _mark_ready(self, key: tuple[str, str], lane: _Lane) -> None:
