@@ -54,6 +54,8 @@ class HttpReceiver:
                     status = statuses.pop(0) if statuses else 200
                 self.send_response(status)
                 out = b"ok" if status < 400 else b"receiver says no"
+                if status == 429:
+                    self.send_header("Retry-After", "7")
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
                 self.wfile.write(out)

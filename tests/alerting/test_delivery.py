@@ -134,6 +134,16 @@ def test_always_500_is_dead_lettered_after_max_retries(rig: Rig, max_backoff_s: 
     assert (c["sent"], c["failed_attempts"], c["dead_letters"]) == (0, 4, 1)
 
 
+def test_429_waits_for_retry_after(rig: Rig) -> None:
+    rig.channel(max_retries=1)
+    rig.http.script["/hook"] = [429]  # the receiver sends Retry-After: 7
+    rig.d.submit("t1", notification())
+    rig.d.run_due()
+    assert rig.d.next_due_ms() == T0 + 7000
+    rig.step_to_next()
+    assert len(rig.http.on("/hook")) == 2 and rig.counters()["sent"] == 1
+
+
 def test_400_is_not_retried(rig: Rig) -> None:
     rig.channel(max_retries=5)
     rig.http.script["/hook"] = [400]
