@@ -46,9 +46,11 @@ class DeliveryError(VigilError):
     timeouts, refused connections) or not (other 4xx, a refused recipient). The message
     never contains a channel secret."""
 
-    def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None,
+                 retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.retryable, self.status = retryable, status
+        self.retry_after_s = retry_after_s  # the receiver's Retry-After, if it sent one
 
 
 @dataclass(frozen=True, slots=True)

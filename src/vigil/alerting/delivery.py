@@ -11,9 +11,10 @@ notification a worker:
 3. holds a non-critical notification during the channel's quiet hours, and any
    notification over the channel's ``rate_limit_per_min`` (sliding minute), until the
    window ends / the budget allows;
-4. sends; a retryable failure is tried again after ``backoff_s * 2**retry`` (capped at
-   ``max_backoff_s``) up to ``max_retries`` times; then, or on a non-retryable failure,
-   ``on_dead_letter(tenant, record)`` gets a :class:`DeadLetter`.
+4. sends; a retryable failure is tried again after ``backoff_s * 2**retry`` (or the
+   receiver's Retry-After if longer; capped at ``max_backoff_s``) up to ``max_retries``
+   times; then, or on a non-retryable failure, ``on_dead_letter(tenant, record)`` gets a
+   :class:`DeadLetter`.
 
 Time comes from ``clock`` (epoch ms). Tests drive it step by step with :meth:`run_due`
 instead of :meth:`start`.
@@ -25,6 +26,7 @@ import heapq
 import itertools
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -177,8 +179,9 @@ class Dispatcher:
             self._closing = True
             self._cond.notify_all()
             threads, self._threads = self._threads, []
+        deadline = time.monotonic() + timeout_s
         for t in threads:
-            t.join(timeout_s)
+            t.join(max(0.0, deadline - time.monotonic()))
         with self._cond:
             left = [(j.tenant, j.n) for lane in self._lanes.values()
                     for j in (*lane.ready, *lane.waiting.values()) if not j.done]
@@ -217,6 +220,7 @@ class Dispatcher:
                 self._cond.wait(None if not live else max(0.0, (live[0] - now) / 1000) + 0.001)
 
     def _fire_timers(self, now: int) -> None:
+        released: dict[tuple[str, str], list[_Job]] = {}
         while self._timers and self._timers[0][0] <= now:
             _, _, key, job = heapq.heappop(self._timers)
             lane = self._lanes[key]
@@ -225,7 +229,10 @@ class Dispatcher:
             del lane.waiting[job.n.group_key]
             self._holding -= job.holding
             job.holding = False
-            lane.ready.appendleft(job)  # older than what arrived meanwhile
+            released.setdefault(key, []).append(job)
+        for key, jobs in released.items():  # a lane's ready jobs stay in arrival order
+            lane = self._lanes[key]
+            lane.ready = deque(sorted([*jobs, *lane.ready], key=lambda j: j.seq))
             self._mark_ready(key, lane)
 
     def _mark_ready(self, key: tuple[str, str], lane: _Lane) -> None:
@@ -306,7 +313,8 @@ class Dispatcher:
         with self._cond:
             self._count(kind or "unknown", "failed_attempts")
             if err.retryable and job.attempts <= ch.max_retries:
-                delay_s = min(ch.backoff_s * 2 ** (job.attempts - 1), ch.max_backoff_s)
+                delay_s = min(max(ch.backoff_s * 2 ** (job.attempts - 1),
+                                  err.retry_after_s or 0.0), ch.max_backoff_s)
                 log.debug("Notification attempt failed, will retry",
                           extra={"channel": ch.name, "attempts": job.attempts, "error": msg})
                 self._wait(key, lane, job, self._clock() + int(delay_s * 1000))
