@@ -50,7 +50,7 @@ def test_breaching_sample_to_webhook_and_the_lifecycle(live: tuple[httpx.Client,
     assert http.get(f"/api/v1/rules/{rule_id}").json()["name"] == "cpu high"
     assert [x["id"] for x in http.get("/api/v1/rules").json()["rules"]] == [rule_id]
     now = int(time.time())
-    assert http.post(f"/write?precision=s", content=f"cpu,hostname=h2 usage_user=99 {now}\n"
+    assert http.post("/write?precision=s", content=f"cpu,hostname=h2 usage_user=99 {now}\n"
                      f"cpu,hostname=h1 usage_user=95 {now}").status_code == 204
     wait_for(lambda: rx.on("/hook"))
     [msg] = [m.json() for m in rx.on("/hook")]
@@ -77,7 +77,7 @@ def test_breaching_sample_to_webhook_and_the_lifecycle(live: tuple[httpx.Client,
 
 
 def test_channel_secrets_are_never_returned(live: tuple[httpx.Client, HttpReceiver]) -> None:
-    http, rx = live
+    http, _rx = live
     doc = {"name": "mail", "type": "email", "to": ["ops@example.com"],
            "from": "vigil@example.com", "smtp_host": "127.0.0.1", "password": "hunter2",
            "username": "u"}
