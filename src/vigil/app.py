@@ -12,7 +12,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from vigil import analysis, config
+from vigil.alerting import rules_file
 from vigil.alerting.channels import Channel
 from vigil.alerting.delivery import DeadLetter, Dispatcher
 from vigil.alerting.rules import Rule
@@ -96,6 +99,13 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
     bus = LocalBus()
     alerting, dispatcher, senders = _alerting(settings, store, engine, bus)
     pipeline.listeners.append(alerting.offer)
+    if settings.rules_file:
+        try:
+            rf = rules_file.load(settings.rules_file)
+            alerting.apply(rf.tenant or settings.default_tenant, rf)
+        except InvalidInput as err:
+            store.close()
+            raise config.ConfigError(f"rules_file {settings.rules_file}: {err}") from err
     telemetry.watch_alerting(lambda: {**vars(alerting.stats),
                                       "queue_batches": alerting.queue_depth},
                              lambda: dict(dispatcher.stats()))
@@ -133,8 +143,18 @@ def _alerting(settings: Settings, store: DuckDBStore, engine: QueryEngine, bus: 
 
     senders = ChannelSenders(bus.publish)
     dispatcher = Dispatcher(lookup, senders.send, dead_letter)
+    def samples(tenant: str, rule: Rule, start_ms: int, end_ms: int
+                ) -> tuple[list[SeriesKey], Int64Array, Int64Array, Float64Array]:
+        infos = sorted(store.find_series(tenant, rule.metric, rule.matchers),
+                       key=lambda i: i.id)
+        ids = np.asarray([i.id for i in infos], np.int32)
+        p = store.raw(tenant, ids, start_ms, end_ms)
+        return ([i.key for i in infos], np.searchsorted(ids, p.key).astype(np.int64),
+                p.t_ms, p.value)
+
     svc = AlertingService(DuckDBAlertStore(store.connection()), dispatcher,
-                          known_series=known, history=history, publish=bus.publish,
+                          known_series=known, history=history, samples=samples,
+                          publish=bus.publish,
                           tick_ms=int(settings.alert_tick * 1000),
                           queue_batches=settings.alert_queue_batches)
     return svc, dispatcher, senders
@@ -239,6 +259,25 @@ class Vigil:
                 f"unknown analysis {kind!r}; one of {', '.join([*ANALYSES, 'root-cause'])}",
                 field="kind"))
         return compute(result, query.step_ms, **options)
+
+    # ------------------------------------------------------------------ alerting
+    def add_channel(self, **doc: Any) -> dict[str, object]:
+        """A notification channel, as ``POST /api/v1/channels`` takes it."""
+        return self._c.alerting.put_channel(self.tenant, doc).public_dict()
+
+    def add_rule(self, **doc: Any) -> str:
+        """An alert rule, as ``POST /api/v1/rules`` takes it; returns its id."""
+        return self._c.alerting.put_rule(self.tenant, doc).id
+
+    def alerts(self, *, state: str | None = None, severity: str | None = None,
+               rule: str | None = None) -> list[dict[str, object]]:
+        """Alerts, newest change first, as ``GET /api/v1/alerts``."""
+        return self._c.alerting.alerts(self.tenant, state=state, severity=severity, rule=rule)
+
+    @property
+    def alerting(self) -> AlertingService:
+        """Everything else of alerting (silences, acknowledge, explain …), by tenant."""
+        return self._c.alerting
 
     @property
     def store(self) -> DuckDBStore:

@@ -354,9 +354,11 @@ def _register_analytics() -> None:
     # Their own modules keep this one short; imported here so `vigil --help` lists them.
     from vigil.cli_detect import detect
     from vigil.cli_forecast import forecast_cmd
+    from vigil.cli_rules import rules_app
 
     app.command("detect")(detect)
     app.command("forecast")(forecast_cmd)
+    app.add_typer(rules_app, name="rules")
 
 
 _register_analytics()

@@ -82,6 +82,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("duckdb_memory_limit", "256MB", str,
             "Memory limit of the embedded DuckDB store (its buffer pool; spills beyond)."),
     Setting("duckdb_threads", 0, _int, "DuckDB worker threads (0 = one per core)."),
+    Setting("rules_file", "", str,
+            "A TOML file of alert channels and rules, created or replaced at start-up "
+            "(see docs/alerting.md); empty = none."),
     Setting("alert_tick", 1.0, _duration_s,
             "How often alerting checks what time alone changes: for-durations, absence, "
             "keep-firing-for, escalation, group intervals and repeats."),
@@ -121,6 +124,7 @@ class Settings:
     retention_interval: float
     duckdb_memory_limit: str
     duckdb_threads: int
+    rules_file: str
     alert_tick: float
     alert_queue_batches: int
 

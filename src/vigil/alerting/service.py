@@ -24,11 +24,14 @@ import numpy as np
 from vigil.alerting import lifecycle
 from vigil.alerting.channels import Channel, parse_channel
 from vigil.alerting.evaluator import Evaluator, Transition
+from vigil.alerting.fields import Fields
 from vigil.alerting.grouping import Grouper, group_labels
 from vigil.alerting.incidents import incidents
 from vigil.alerting.lifecycle import Alert, Silence, StateStore
 from vigil.alerting.model import Notification
+from vigil.alerting.replay import Firing, Replay
 from vigil.alerting.rules import Rule, parse_rule, render
+from vigil.alerting.rules_file import RulesFile
 from vigil.analytics.capacity import time_to_threshold
 from vigil.core.errors import Conflict, InvalidInput, NotFound, Problem
 from vigil.core.timeutil import now_ms
@@ -42,6 +45,9 @@ LIFECYCLE_TOPIC = "alert_lifecycle"
 # (tenant, rule) -> series of the rule over its lookback: (key, times ms, values)
 History = Callable[[str, Rule, int, int], list[tuple[SeriesKey, Int64Array, Float64Array]]]
 KnownSeries = Callable[[str, Rule], list[SeriesKey]]
+# (tenant, rule, start, end) -> raw samples of the rule's series: keys, key index, t, v
+Samples = Callable[[str, Rule, int, int],
+                   tuple[list[SeriesKey], Int64Array, Int64Array, Float64Array]]
 
 
 class Deliver(Protocol):
@@ -78,6 +84,7 @@ class AlertingService:
         *,
         known_series: KnownSeries = lambda tenant, rule: [],
         history: History | None = None,
+        samples: Samples | None = None,
         publish: Callable[[str, Mapping[str, object]], None] = lambda topic, msg: None,
         clock: Callable[[], int] = now_ms,
         tick_ms: int = 1000,
@@ -87,6 +94,7 @@ class AlertingService:
         self._deliver = deliver
         self._known = known_series
         self._history = history
+        self._samples = samples
         self._publish = publish
         self._clock = clock
         self._tick_ms = tick_ms
@@ -372,6 +380,44 @@ class AlertingService:
             t.evaluator.remove_rule(rule_id)
             del t.rules[rule_id]
             t.forecast_due.pop(rule_id, None)
+
+    def apply(self, tenant: str, rf: RulesFile) -> None:
+        """Create or replace a rules file's channels, then its rules."""
+        for ch in rf.channels:
+            self.put_channel(tenant, ch.doc(), create=ch.name not in self._tenant(
+                tenant).channels)
+        for rule in rf.rules:
+            self.put_rule(tenant, dict(rule.doc or {}), rule.id,
+                          create=rule.id not in self._tenant(tenant).rules)
+
+    def backfill_request(self, tenant: str, body: object) -> dict[str, object]:
+        """``POST /api/v1/rules/backfill``: validate the request, replay, report."""
+        d = Fields(body, "", ("rule_id", "rule", "start", "end", "step_s"))
+        if d.has("rule_id") == d.has("rule"):
+            raise InvalidInput(Problem("give rule_id or rule (not both)", field="rule"))
+        rule = (self.rule(tenant, d.str_("rule_id")) if d.has("rule_id")
+                else parse_rule(d.doc["rule"], rule_id="backfill"))
+        end = d.time_ms("end", self._clock())
+        start = d.time_ms("start", end - 86_400_000)
+        step = d.ms("step_s", 10.0, hi=3600.0, positive=True)
+        if start >= end or (end - start) // step > 2_000_000:
+            raise InvalidInput(Problem("start must be before end, and (end - start) / step_s "
+                                       "at most 2,000,000", field="start"))
+        firings, series, samples = self.backfill(tenant, rule, start, end, step)
+        return {"rule": dict(rule.doc or {}), "start_ms": start, "end_ms": end,
+                "series": series, "samples": samples,
+                "alerts": [f.as_dict() for f in firings]}
+
+    def backfill(self, tenant: str, rule: Rule, start_ms: int, end_ms: int, step_ms: int
+                 ) -> tuple[list[Firing], int, int]:
+        """When ``rule`` would have fired over stored samples in ``[start, end)``; changes
+        nothing. Returns the firings, series and samples replayed."""
+        if self._samples is None:
+            raise InvalidInput(Problem("no stored samples to replay here", field="rule"))
+        keys, idx, ts, vs = self._samples(tenant, rule, start_ms, end_ms)
+        replay = Replay([rule])
+        replay.run(keys, idx, ts, vs, step_ms, end_ms)
+        return replay.firings(), len(keys), len(ts)
 
     def explain(self, tenant: str, rule_id: str) -> dict[str, object]:
         rule = self.rule(tenant, rule_id)
