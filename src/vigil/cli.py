@@ -138,6 +138,7 @@ def seed(
 ) -> None:
     """Write realistic demo history for 5 tenants (progress bar)."""
     from vigil import demo as demo_data
+    from vigil import demo_alerts
     from vigil.core.timeutil import now_ms, parse_duration_ms
 
     settings = _settings(config_path, data_dir=data_dir)
@@ -156,6 +157,8 @@ def seed(
                     total += c.pipeline.write_sync(tenant, batch, "seed")
                     progress.advance(task, min(chunk, end - lo))
             c.store.refresh_rollups(now_ms())
+            for tenant in demo_data.TENANTS:  # after the history: live data fires them
+                demo_alerts.install(c.alerting, tenant)
     finally:
         c.close()
     out.print(f"seeded {total:,} samples for {len(demo_data.TENANTS)} tenants "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from vigil import demo
+from vigil import demo, demo_alerts
 from vigil.app import Components
 from vigil.core.timeutil import now_ms
 
@@ -26,6 +26,7 @@ def start_demo(c: Components, stop: threading.Event) -> threading.Thread:
                 c.pipeline.write_sync(tenant, demo.generate(tenant, lo, min(lo + 3_600_000, now),
                                                             INTERVAL_MS), "demo")
             log.info("demo history written", extra={"tenant": tenant})
+        demo_alerts.install(c.alerting, tenant)  # after the history: live data fires them
         last = now
         while not stop.wait(max(0.0, (last + INTERVAL_MS - now_ms()) / 1000)):
             t = now_ms() // INTERVAL_MS * INTERVAL_MS
