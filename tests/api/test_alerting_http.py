@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.alerting.receivers import HttpReceiver
+from tests.alerting.test_delivery import wait_until
 from tests.conftest import Server, make_settings
 from vigil.app import build
 
@@ -31,13 +32,6 @@ def live(tmp_path: Any) -> Iterator[tuple[httpx.Client, HttpReceiver]]:
     receiver.close()
 
 
-def wait_for(cond: Any, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
-
-
 def test_breaching_sample_to_webhook_and_the_lifecycle(live: tuple[httpx.Client, HttpReceiver]
                                                        ) -> None:
     http, rx = live
@@ -52,7 +46,7 @@ def test_breaching_sample_to_webhook_and_the_lifecycle(live: tuple[httpx.Client,
     now = int(time.time())
     assert http.post("/write?precision=s", content=f"cpu,hostname=h2 usage_user=99 {now}\n"
                      f"cpu,hostname=h1 usage_user=95 {now}").status_code == 204
-    wait_for(lambda: rx.on("/hook"))
+    wait_until(lambda: rx.on("/hook"))
     [msg] = [m.json() for m in rx.on("/hook")]
     assert msg["status"] == "firing" and msg["alerts"][0]["labels"]["hostname"] == "h1"
     [alert] = http.get("/api/v1/alerts", params={"state": "triggered"}).json()["alerts"]
