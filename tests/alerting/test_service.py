@@ -32,6 +32,7 @@ class Rig:
         self.path, self.http = path, http
         self.clock = Clock(T0)
         self.published: list[dict[str, Any]] = []
+        self.lifecycle: list[str] = []
         self._open()
 
     def _open(self) -> None:
@@ -42,7 +43,8 @@ class Rig:
             lambda t, n: svc[0].channel(t, n), self.senders.send,
             lambda t, r: svc[0].dead_letter(t, r.as_dict()), clock=self.clock)
         self.svc = AlertingService(DuckDBAlertStore(self.store.connection()), self.dispatcher,
-                                   clock=self.clock, publish=lambda t, m: None)
+                                   clock=self.clock,
+                                   publish=lambda t, m: self.lifecycle.append(f"{t}:{m['type']}"))
         svc.append(self.svc)
 
     def close(self) -> None:
@@ -405,13 +407,11 @@ def test_a_full_queue_skips_evaluation_and_counts_it(tmp_path: Path) -> None:
 
 
 def test_lifecycle_events_are_published(rig: Rig) -> None:
-    got: list[str] = []
-    rig.svc._publish = lambda topic, m: got.append(f"{topic}:{m['type']}")
     rig.channel()
     rig.rule()
     rig.ingest(0, [({"host": "a"}, 95)])
     rig.ingest(1, [({"host": "a"}, 5)])
-    assert got == ["alert_lifecycle:alert_triggered", "alert_lifecycle:alert_resolved"]
+    assert rig.lifecycle == ["alert_lifecycle:alert_triggered", "alert_lifecycle:alert_resolved"]
 
 
 def test_dead_letter_record_keeps_no_secret(rig: Rig) -> None:
