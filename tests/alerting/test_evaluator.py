@@ -184,3 +184,31 @@ def test_a_disabled_rule_does_not_evaluate() -> None:
     ev = Evaluator()
     ev.set_rule(rule({"type": "threshold", "op": ">", "threshold": 90}, enabled=False))
     assert feed(ev, [(0, "a", 95)]) == []
+
+
+def test_a_rule_added_later_finds_series_seen_before() -> None:
+    ev = Evaluator()
+    ev.set_rule(parse_rule({"name": "other", "metric": "mem", "condition": {
+        "type": "threshold", "op": ">", "threshold": 1e9}}))
+    feed(ev, [(0, "a", 50)])  # cpu seen while only a mem rule exists
+    ev.set_rule(rule({"type": "threshold", "op": ">", "threshold": 90, "for_s": 5}))
+    assert feed(ev, [(10, "a", 95), (20, "a", 95)]) == [(20, "a", True)]
+
+
+@pytest.mark.parametrize("matchers", [
+    ["host=a", "dc=x"], ["dc=x", "host=~a|b"], ["host!=b"], ["host=~a"], ["zone="],
+    ["host!~b|c", "dc=x"],
+])
+def test_indexed_matching_agrees_with_the_matchers(matchers: list[str]) -> None:
+    from vigil.core.matchers import Matcher
+
+    ev = Evaluator()
+    r = rule({"type": "threshold", "op": ">", "threshold": 0}, match=matchers)
+    ev.set_rule(r)
+    hosts = [{"host": h, "dc": dc} for h in "abc" for dc in "xy"]
+    batch = batch_of([("cpu", labels, 0, 1.0) for labels in hosts])
+    got = sorted(tuple(sorted(t.series.label_dict().items())) for t in ev.observe(batch, 0))
+    parsed = [Matcher.parse(m) for m in matchers]
+    want = sorted(tuple(sorted(h.items())) for h in hosts
+                  if all(m.matches(h.get(m.label)) for m in parsed))
+    assert got == want
