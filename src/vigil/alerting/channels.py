@@ -161,7 +161,15 @@ class Channel:
         return d
 
     def public_dict(self) -> dict[str, object]:
-        """:meth:`doc` with every secret value replaced by ``"***"``: safe to return."""
+        """:meth:`doc` with every secret value replaced by ``"***"``: safe to return.
+
+        >>> ch = parse_channel({"name": "ops", "type": "slack",
+        ...                     "url": "https://hooks.slack.com/services/T0/B0/s3cr3t"})
+        >>> ch.public_dict()["url"]
+        'https://hooks.slack.com/***'
+        >>> "s3cr3t" in repr(ch)
+        False
+        """
         d = self.doc()
         if "url" in d:
             d["url"] = self.public_url()
@@ -193,7 +201,11 @@ class Channel:
 
 
 def redact_url(url: str, *, hide_path: bool = False) -> str:
-    """``url`` without credentials, query or fragment (and path, if ``hide_path``)."""
+    """``url`` without credentials, query or fragment (and path, if ``hide_path``).
+
+    >>> redact_url("https://bob:pw@example.com:8443/hook?token=abc")
+    'https://***@example.com:8443/hook?***'
+    """
     try:
         p = urlsplit(url)
         host = p.hostname or ""
@@ -379,7 +391,17 @@ class _Common(TypedDict):
 
 
 def parse_channel(doc: Mapping[str, object]) -> Channel:
-    """Validate a channel document; raise :class:`InvalidInput` naming the bad field."""
+    """Validate a channel document; raise :class:`InvalidInput` naming the bad field.
+
+    Every type: ``name``, ``type``, ``rate_limit_per_min`` (0 = unlimited),
+    ``quiet_hours`` ``{"tz": IANA name, "windows": [{"start": "22:00", "end": "07:00",
+    "days": ["mon", …]}]}`` (``days``: where a window starts; none = every day),
+    ``max_retries`` (5), ``backoff_s`` (1), ``max_backoff_s`` (300), ``timeout_s`` (5),
+    ``send_resolved`` (true). webhook: ``url``, ``headers`` (values secret), ``max_alerts``
+    (0 = all). slack: ``url`` (its path is secret). email: ``to``, ``from``, ``smtp_host``,
+    ``smtp_port`` (25, 587 with ``starttls``, 465 with ``ssl``), ``username``,
+    ``password`` (secret). websocket: nothing more.
+    """
     if not isinstance(doc, Mapping):
         raise InvalidInput(Problem("a channel must be a JSON object"))
     name = _str(doc, "name", required=True)

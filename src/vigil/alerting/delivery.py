@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypedDict
 
-from vigil.alerting.channels import Channel, DeliveryError
+from vigil.alerting.channels import CHANNEL_TYPES, Channel, DeliveryError
 from vigil.alerting.model import Notification
 from vigil.alerting.senders import title
 from vigil.core.timeutil import now_ms
@@ -76,7 +76,10 @@ OnDeadLetter = Callable[[str, DeadLetter], None]
 
 
 class DeliveryStats(TypedDict):
-    by_type: dict[str, dict[str, int]]  # channel type -> counter (_COUNTERS) -> total
+    # channel type (and "unknown" for a missing channel) -> counter -> total; counters:
+    # sent, failed_attempts, dead_letters, held, coalesced (replaced by a newer one of
+    # the group while waiting), skipped (resolved, and the channel has send_resolved off)
+    by_type: dict[str, dict[str, int]]
     queue_full: int  # submits refused: the dispatcher held ``queue_size`` notifications
     pending: int  # notifications in the dispatcher now (queued, held, waiting to retry)
     holding: int  # of which held by quiet hours or a rate limit
@@ -118,7 +121,8 @@ class Dispatcher:
         self._timers: list[tuple[int, int, tuple[str, str], _Job]] = []  # heap
         self._seq = itertools.count()
         self._size = self._holding = self._queue_full = 0
-        self._counts: dict[str, dict[str, int]] = {}
+        self._counts: dict[str, dict[str, int]] = {
+            t: dict.fromkeys(_COUNTERS, 0) for t in CHANNEL_TYPES}
         self._threads: list[threading.Thread] = []
         self._closing = False
 
