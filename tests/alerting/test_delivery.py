@@ -303,6 +303,21 @@ def test_quiet_hours_hold_non_critical_until_they_end(rig: Rig) -> None:
     assert rig.d.stats()["holding"] == 0
 
 
+def test_a_flood_held_in_quiet_hours_collapses_to_the_newest(rig: Rig) -> None:
+    rig.clock.now_ms = THU_2300_BERLIN
+    rig.channel(quiet_hours=BERLIN_NIGHT)
+    for i in range(3000):
+        assert rig.d.submit("t1", notification(group="g1", severity="low",
+                                               created_ms=THU_2300_BERLIN + i))
+        if i % 100 == 99:
+            rig.d.run_due()
+    rig.d.run_due()
+    s = rig.d.stats()
+    assert (s["pending"], s["holding"], rig.counters()["coalesced"]) == (1, 1, 2999)
+    rig.step_to_next()
+    assert rig.groups() == [("g1", 1)] and rig.d.next_due_ms() is None
+
+
 def test_a_critical_notification_replaces_the_held_one_of_its_group(rig: Rig) -> None:
     rig.clock.now_ms = THU_2300_BERLIN
     rig.channel(quiet_hours=BERLIN_NIGHT)

@@ -120,7 +120,7 @@ class Dispatcher:
         self._ready: deque[tuple[str, str]] = deque()  # lanes with a ready job, not busy
         self._timers: list[tuple[int, int, tuple[str, str], _Job]] = []  # heap
         self._seq = itertools.count()
-        self._size = self._holding = self._queue_full = 0
+        self._size = self._holding = self._queue_full = self._stale = 0
         self._counts: dict[str, dict[str, int]] = {
             t: dict.fromkeys(_COUNTERS, 0) for t in CHANNEL_TYPES}
         self._threads: list[threading.Thread] = []
@@ -139,7 +139,6 @@ class Dispatcher:
             lane = self._lanes.setdefault(key, _Lane())
             lane.ready.append(_Job(tenant, n, seq=next(self._seq)))
             self._mark_ready(key, lane)
-            self._cond.notify()
         return True
 
     def stats(self) -> DeliveryStats:
@@ -229,6 +228,7 @@ class Dispatcher:
             _, _, key, job = heapq.heappop(self._timers)
             lane = self._lanes[key]
             if job.done or lane.waiting.get(job.n.group_key) is not job:
+                self._stale -= job.done
                 continue
             del lane.waiting[job.n.group_key]
             self._holding -= job.holding
@@ -267,6 +267,7 @@ class Dispatcher:
             older = lane.waiting.pop(n.group_key, None)
             if older is not None:  # a newer notification of the group replaces it
                 older.done = True
+                self._stale += 1  # its timer stays in the heap until compacted
                 self._size -= 1
                 self._holding -= older.holding
                 self._count(ch.type, "coalesced")
@@ -284,7 +285,8 @@ class Dispatcher:
                 self._wait(key, lane, job, until)
                 self._release(key, lane)
                 return
-            lane.sends.append(now)
+            if ch.rate_limit_per_min:
+                lane.sends.append(now)
         try:
             self._send(ch, n)
         except DeliveryError as err:
@@ -349,6 +351,12 @@ class Dispatcher:
 
     def _wait(self, key: tuple[str, str], lane: _Lane, job: _Job, until_ms: int) -> None:
         lane.waiting[job.n.group_key] = job
+        if self._stale > 1024 and self._stale * 2 > len(self._timers):
+            # Many replaced notifications (a flood held through quiet hours): drop their
+            # timers so the heap does not keep them alive.
+            self._timers = [t for t in self._timers if not t[3].done]
+            heapq.heapify(self._timers)
+            self._stale = 0
         heapq.heappush(self._timers, (until_ms, next(self._seq), key, job))
         self._cond.notify()
 
