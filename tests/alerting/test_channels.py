@@ -15,7 +15,7 @@ import pytest
 from tests.alerting.notifications import T0, notification
 from tests.alerting.receivers import HttpReceiver, SmtpReceiver
 from tests.conftest import free_port
-from vigil.alerting.channels import Channel, DeliveryError, parse_channel
+from vigil.alerting.channels import Channel, DeliveryError, parse_channel, restore_secrets
 from vigil.alerting.senders import (
     COLOURS,
     ZERO_TIME,
@@ -69,6 +69,7 @@ BAD: list[tuple[object, str | None]] = [
     ({**W, "name": 5}, "name"),
     ({**W, "name": "bad name!"}, "name"),
     ({**W, "name": "x" * 65}, "name"),
+    ({**W, "name": ".."}, "name"),
     ({"name": "ops"}, "type"),
     ({**W, "type": "pager"}, "type"),
     ({"name": "ops", "type": "webhook"}, "url"),
@@ -121,6 +122,9 @@ BAD: list[tuple[object, str | None]] = [
     ({**W, "quiet_hours": {**Q, "tz": "Mars/Olympus_Mons"}}, "quiet_hours.tz"),
     ({**W, "quiet_hours": {**Q, "tz": "../../etc/passwd"}}, "quiet_hours.tz"),
     ({**W, "quiet_hours": {**Q, "tz": 1}}, "quiet_hours.tz"),
+    ({**W, "quiet_hours": {**Q, "tz": "Europe"}}, "quiet_hours.tz"),
+    ({**W, "quiet_hours": {**Q, "tz": "x" * 300}}, "quiet_hours.tz"),
+    ({**W, "quiet_hours": {**Q, "tz": ""}}, "quiet_hours.tz"),
     ({**W, "quiet_hours": {**Q, "zone": "UTC"}}, "quiet_hours.zone"),
     ({**W, "quiet_hours": {"tz": "UTC"}}, "quiet_hours.windows"),
     ({**W, "quiet_hours": {"tz": "UTC", "windows": []}}, "quiet_hours.windows"),
@@ -211,6 +215,19 @@ def test_public_dict_keeps_what_is_not_secret() -> None:
     assert mail.public_dict()["password"] == "***"
     assert mail.public_dict()["username"] == "vigil"
     assert web.public_dict()["name"] == "ops"
+
+
+@pytest.mark.parametrize("ch", secret_channels(), ids=lambda c: c.type)
+def test_what_public_dict_shows_can_be_sent_back(ch: Channel) -> None:
+    assert parse_channel(restore_secrets(ch.public_dict(), ch)) == ch
+
+
+def test_a_changed_secret_replaces_the_stored_one() -> None:
+    web = secret_channels()[0]
+    doc = {**web.public_dict(), "headers": {"Authorization": "Bearer new-token", "X-A": "***"}}
+    new = parse_channel(restore_secrets(doc, web))
+    assert new.headers == {"Authorization": "Bearer new-token", "X-A": "***"}
+    assert new.url == web.url
 
 
 # --- quiet hours ---------------------------------------------------------------------
