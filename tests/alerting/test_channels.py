@@ -11,11 +11,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.alerting.notifications import T0, notification
 from tests.alerting.receivers import HttpReceiver, SmtpReceiver
 from tests.conftest import free_port
 from vigil.alerting.channels import Channel, DeliveryError, parse_channel, restore_secrets
+from vigil.alerting.quiet_hours import DAYS
 from vigil.alerting.senders import (
     COLOURS,
     ZERO_TIME,
@@ -470,3 +473,41 @@ def test_websocket_bus_failure_is_a_delivery_error() -> None:
         WebSocketSender(broken).send(parse_channel({"name": "l", "type": "websocket"}),
                                      notification())
     assert e.value.retryable
+
+
+def _quiet_by_definition(windows: list[tuple[int, int, frozenset[int]]], t_ms: int) -> bool:
+    """Is the UTC instant inside a window? Minutes of the day; days = where it starts."""
+    d = datetime.fromtimestamp(t_ms / 1000, tz=ZoneInfo("UTC"))
+    minute, wd = d.hour * 60 + d.minute, d.weekday()
+    for start, end, days in windows:
+        today, yesterday = not days or wd in days, not days or (wd - 1) % 7 in days
+        if start < end and today and start <= minute < end:
+            return True
+        if start > end and ((today and minute >= start) or (yesterday and minute < end)):
+            return True
+    return False
+
+
+_window = st.tuples(st.integers(0, 23 * 4 + 3), st.integers(1, 24 * 4),
+                    st.frozensets(st.integers(0, 6), max_size=3)).filter(lambda w: w[0] != w[1])
+
+
+@settings(max_examples=150, deadline=None)
+@given(windows=st.lists(_window, min_size=1, max_size=3),
+       t_min=st.integers(0, 14 * 24 * 60))
+def test_quiet_until_agrees_with_the_definition(
+        windows: list[tuple[int, int, frozenset[int]]], t_min: int) -> None:
+    ws = [(s * 15, e * 15, days) for s, e, days in windows]  # quarter hours
+    doc = [{"start": f"{s // 60:02d}:{s % 60:02d}",
+            "end": "24:00" if e == 1440 else f"{e // 60:02d}:{e % 60:02d}",
+            "days": [DAYS[i] for i in sorted(days)]} for s, e, days in ws]
+    qh = parse_channel({**W, "quiet_hours": {"tz": "UTC", "windows": doc}}).quiet_hours
+    assert qh is not None
+    t = T0 - T0 % 86_400_000 + t_min * 60_000
+    until = qh.quiet_until_ms(t)
+    if until is None:
+        assert not _quiet_by_definition(ws, t)
+        return
+    assert until > t and until % 60_000 == 0
+    assert not _quiet_by_definition(ws, until) or until - t >= 7 * 86_400_000  # never ends
+    assert all(_quiet_by_definition(ws, m) for m in range(t, until, 15 * 60_000))

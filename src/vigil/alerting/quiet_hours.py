@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from vigil.core.errors import InvalidInput, Problem
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HORIZON_MS = 7 * 86_400_000
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -41,10 +42,11 @@ class QuietHours:
 
     def quiet_until_ms(self, now_ms: int) -> int | None:
         """None if ``now_ms`` is outside every window; else when quiet ends (epoch ms),
-        following windows that touch or overlap (22:00–24:00 then 00:00–07:00)."""
+        following windows that touch or overlap (22:00–24:00 then 00:00–07:00). Windows
+        that never end give a time a week ahead, when the caller looks again."""
         zone = ZoneInfo(self.tz)
         t = now_ms
-        for _ in range(16):  # chained windows; a week of them is at most 14 hops
+        while t - now_ms < _HORIZON_MS:
             end = self._end_of_active(t, zone)
             if end is None:
                 break
