@@ -3,6 +3,7 @@ receiver (HTTP server / SMTP server on loopback)."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -11,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import trustme
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -427,6 +429,44 @@ def test_email_logs_in_when_given_credentials() -> None:
                                notification())
         assert not e.value.retryable and e.value.status == 535
         assert "wrong-pw-1" not in str(e.value)
+    finally:
+        smtp.close()
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    """A throwaway certificate authority for SMTP over TLS on loopback."""
+    return trustme.CA()
+
+
+def trusting(ca: trustme.CA) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    return ctx
+
+
+@pytest.mark.parametrize("mode", ["starttls", "ssl"])
+def test_email_over_tls_with_login(ca: trustme.CA, mode: str) -> None:
+    smtp = SmtpReceiver(logins={"vigil": "hunter2-pw"}, ca=ca, implicit_tls=mode == "ssl")
+    try:
+        ch = email_channel(smtp.port, username="vigil", password="hunter2-pw", **{mode: True})
+        EmailSender(ssl_context=trusting(ca)).send(ch, notification())
+        smtp.wait_for(1)
+        assert smtp.logged_in == [True]
+        with pytest.raises(DeliveryError) as e:  # a certificate nobody vouches for
+            EmailSender().send(ch, notification())
+        assert not e.value.retryable and "certificate" in str(e.value)
+    finally:
+        smtp.close()
+
+
+def test_email_without_starttls_to_a_server_requiring_it_is_not_retried(
+        ca: trustme.CA) -> None:
+    smtp = SmtpReceiver(ca=ca)
+    try:
+        with pytest.raises(DeliveryError) as e:
+            EmailSender().send(email_channel(smtp.port), notification())
+        assert (e.value.retryable, e.value.status) == (False, 530)
     finally:
         smtp.close()
 
