@@ -136,7 +136,9 @@ class Dispatcher:
                 return False
             self._size += 1
             key = (tenant, n.channel)
-            lane = self._lanes.setdefault(key, _Lane())
+            lane = self._lanes.get(key)
+            if lane is None:
+                lane = self._lanes[key] = _Lane()
             lane.ready.append(_Job(tenant, n, seq=next(self._seq)))
             self._mark_ready(key, lane)
         return True
