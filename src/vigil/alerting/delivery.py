@@ -324,7 +324,7 @@ class Dispatcher:
                 delay_s = min(max(ch.backoff_s * 2 ** (job.attempts - 1),
                                   err.retry_after_s or 0.0), ch.max_backoff_s)
                 log.debug("Notification attempt failed, will retry",
-                          extra={"channel": ch.name, "attempts": job.attempts, "error": msg})
+                          extra={"channel": job.n.channel, "attempts": job.attempts, "error": msg})
                 self._wait(key, lane, job, self._clock() + int(delay_s * 1000))
                 self._release(key, lane)
                 return
