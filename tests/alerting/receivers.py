@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
@@ -104,10 +106,12 @@ class _Handler:
 
 class SmtpReceiver:
     """An aiosmtpd server on a free loopback port recording (from, to, message) and, in
-    ``logged_in``, whether the client authenticated. With ``logins``, AUTH (no TLS on
-    loopback) is offered and checked against it."""
+    ``logged_in``, whether the client authenticated. With ``logins``, AUTH is offered
+    and checked against it. With ``ca`` (a test CA), the server has a certificate for
+    127.0.0.1 and requires STARTTLS, or speaks TLS from the start if ``implicit_tls``."""
 
-    def __init__(self, logins: dict[str, str] | None = None) -> None:
+    def __init__(self, logins: dict[str, str] | None = None, *, ca: trustme.CA | None = None,
+                 implicit_tls: bool = False) -> None:
         self.messages: list[tuple[str, list[str], Message]] = []
         self.logged_in: list[bool] = []
         self.port = free_port()
@@ -118,8 +122,15 @@ class SmtpReceiver:
                 ok = isinstance(data, LoginPassword) and logins.get(
                     data.login.decode()) == data.password.decode()
                 return AuthResult(success=ok, handled=False)
+        tls: dict[str, Any] = {"auth_require_tls": False}
+        if ca is not None:
+            server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+            # aiosmtpd does not count implicit TLS as TLS for AUTH: allow AUTH there.
+            tls = ({"ssl_context": server_ctx, "auth_require_tls": False} if implicit_tls else
+                   {"tls_context": server_ctx, "require_starttls": True})
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
-                                     authenticator=auth, auth_require_tls=False)
+                                     authenticator=auth, **tls)
         self.controller.start()
 
     def wait_for(self, count: int, timeout_s: float = 10.0) -> None:

@@ -3,6 +3,7 @@ receiver (HTTP server / SMTP server on loopback)."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -11,11 +12,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import trustme
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.alerting.notifications import T0, notification
 from tests.alerting.receivers import HttpReceiver, SmtpReceiver
 from tests.conftest import free_port
-from vigil.alerting.channels import Channel, DeliveryError, parse_channel
+from vigil.alerting.channels import Channel, DeliveryError, parse_channel, restore_secrets
+from vigil.alerting.quiet_hours import DAYS
 from vigil.alerting.senders import (
     COLOURS,
     ZERO_TIME,
@@ -69,6 +74,7 @@ BAD: list[tuple[object, str | None]] = [
     ({**W, "name": 5}, "name"),
     ({**W, "name": "bad name!"}, "name"),
     ({**W, "name": "x" * 65}, "name"),
+    ({**W, "name": ".."}, "name"),
     ({"name": "ops"}, "type"),
     ({**W, "type": "pager"}, "type"),
     ({"name": "ops", "type": "webhook"}, "url"),
@@ -121,6 +127,9 @@ BAD: list[tuple[object, str | None]] = [
     ({**W, "quiet_hours": {**Q, "tz": "Mars/Olympus_Mons"}}, "quiet_hours.tz"),
     ({**W, "quiet_hours": {**Q, "tz": "../../etc/passwd"}}, "quiet_hours.tz"),
     ({**W, "quiet_hours": {**Q, "tz": 1}}, "quiet_hours.tz"),
+    ({**W, "quiet_hours": {**Q, "tz": "Europe"}}, "quiet_hours.tz"),
+    ({**W, "quiet_hours": {**Q, "tz": "x" * 300}}, "quiet_hours.tz"),
+    ({**W, "quiet_hours": {**Q, "tz": ""}}, "quiet_hours.tz"),
     ({**W, "quiet_hours": {**Q, "zone": "UTC"}}, "quiet_hours.zone"),
     ({**W, "quiet_hours": {"tz": "UTC"}}, "quiet_hours.windows"),
     ({**W, "quiet_hours": {"tz": "UTC", "windows": []}}, "quiet_hours.windows"),
@@ -211,6 +220,19 @@ def test_public_dict_keeps_what_is_not_secret() -> None:
     assert mail.public_dict()["password"] == "***"
     assert mail.public_dict()["username"] == "vigil"
     assert web.public_dict()["name"] == "ops"
+
+
+@pytest.mark.parametrize("ch", secret_channels(), ids=lambda c: c.type)
+def test_what_public_dict_shows_can_be_sent_back(ch: Channel) -> None:
+    assert parse_channel(restore_secrets(ch.public_dict(), ch)) == ch
+
+
+def test_a_changed_secret_replaces_the_stored_one() -> None:
+    web = secret_channels()[0]
+    doc = {**web.public_dict(), "headers": {"Authorization": "Bearer new-token", "X-A": "***"}}
+    new = parse_channel(restore_secrets(doc, web))
+    assert new.headers == {"Authorization": "Bearer new-token", "X-A": "***"}
+    assert new.url == web.url
 
 
 # --- quiet hours ---------------------------------------------------------------------
@@ -411,6 +433,44 @@ def test_email_logs_in_when_given_credentials() -> None:
         smtp.close()
 
 
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    """A throwaway certificate authority for SMTP over TLS on loopback."""
+    return trustme.CA()
+
+
+def trusting(ca: trustme.CA) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    return ctx
+
+
+@pytest.mark.parametrize("mode", ["starttls", "ssl"])
+def test_email_over_tls_with_login(ca: trustme.CA, mode: str) -> None:
+    smtp = SmtpReceiver(logins={"vigil": "hunter2-pw"}, ca=ca, implicit_tls=mode == "ssl")
+    try:
+        ch = email_channel(smtp.port, username="vigil", password="hunter2-pw", **{mode: True})
+        EmailSender(ssl_context=trusting(ca)).send(ch, notification())
+        smtp.wait_for(1)
+        assert smtp.logged_in == [True]
+        with pytest.raises(DeliveryError) as e:  # a certificate nobody vouches for
+            EmailSender().send(ch, notification())
+        assert not e.value.retryable and "certificate" in str(e.value)
+    finally:
+        smtp.close()
+
+
+def test_email_without_starttls_to_a_server_requiring_it_is_not_retried(
+        ca: trustme.CA) -> None:
+    smtp = SmtpReceiver(ca=ca)
+    try:
+        with pytest.raises(DeliveryError) as e:
+            EmailSender().send(email_channel(smtp.port), notification())
+        assert (e.value.retryable, e.value.status) == (False, 530)
+    finally:
+        smtp.close()
+
+
 def test_email_refused_recipient_is_not_retryable(smtp: SmtpReceiver) -> None:
     with pytest.raises(DeliveryError) as e:
         EmailSender().send(email_channel(smtp.port, to=["nobody@example.com"]), notification())
@@ -453,3 +513,41 @@ def test_websocket_bus_failure_is_a_delivery_error() -> None:
         WebSocketSender(broken).send(parse_channel({"name": "l", "type": "websocket"}),
                                      notification())
     assert e.value.retryable
+
+
+def _quiet_by_definition(windows: list[tuple[int, int, frozenset[int]]], t_ms: int) -> bool:
+    """Is the UTC instant inside a window? Minutes of the day; days = where it starts."""
+    d = datetime.fromtimestamp(t_ms / 1000, tz=ZoneInfo("UTC"))
+    minute, wd = d.hour * 60 + d.minute, d.weekday()
+    for start, end, days in windows:
+        today, yesterday = not days or wd in days, not days or (wd - 1) % 7 in days
+        if start < end and today and start <= minute < end:
+            return True
+        if start > end and ((today and minute >= start) or (yesterday and minute < end)):
+            return True
+    return False
+
+
+_window = st.tuples(st.integers(0, 23 * 4 + 3), st.integers(1, 24 * 4),
+                    st.frozensets(st.integers(0, 6), max_size=3)).filter(lambda w: w[0] != w[1])
+
+
+@settings(max_examples=150, deadline=None)
+@given(windows=st.lists(_window, min_size=1, max_size=3),
+       t_min=st.integers(0, 14 * 24 * 60))
+def test_quiet_until_agrees_with_the_definition(
+        windows: list[tuple[int, int, frozenset[int]]], t_min: int) -> None:
+    ws = [(s * 15, e * 15, days) for s, e, days in windows]  # quarter hours
+    doc = [{"start": f"{s // 60:02d}:{s % 60:02d}",
+            "end": "24:00" if e == 1440 else f"{e // 60:02d}:{e % 60:02d}",
+            "days": [DAYS[i] for i in sorted(days)]} for s, e, days in ws]
+    qh = parse_channel({**W, "quiet_hours": {"tz": "UTC", "windows": doc}}).quiet_hours
+    assert qh is not None
+    t = T0 - T0 % 86_400_000 + t_min * 60_000
+    until = qh.quiet_until_ms(t)
+    if until is None:
+        assert not _quiet_by_definition(ws, t)
+        return
+    assert until > t and until % 60_000 == 0
+    assert not _quiet_by_definition(ws, until) or until - t >= 7 * 86_400_000  # never ends
+    assert all(_quiet_by_definition(ws, m) for m in range(t, until, 15 * 60_000))

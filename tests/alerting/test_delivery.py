@@ -29,16 +29,29 @@ class Clock:
 class Rig:
     """A dispatcher wired to real senders, a channel table and a dead-letter list."""
 
-    def __init__(self, http: HttpReceiver, *, now_ms: int = T0, **kw: Any) -> None:
+    def __init__(self, http: HttpReceiver, *, real_clock: bool = False, **kw: Any) -> None:
         self.http = http
-        self.clock = Clock(now_ms)
+        self.clock = Clock(T0)
         self.channels: dict[tuple[str, str], Channel] = {}
+        self.lookup_failures = 0  # so many lookups raise first
         self.dead: list[tuple[str, DeadLetter]] = []
+        self.dead_letter_store_down = False
         self.published: list[tuple[str, Mapping[str, object]]] = []
         self.senders = ChannelSenders(lambda t, m: self.published.append((t, m)))
-        self.d = Dispatcher(lambda tenant, name: self.channels.get((tenant, name)),
-                            self.senders.send, lambda t, r: self.dead.append((t, r)),
-                            clock=self.clock, **kw)
+        clock = (lambda: int(time.time() * 1000)) if real_clock else self.clock
+        self.d = Dispatcher(self.lookup, self.senders.send, self.on_dead_letter, clock=clock,
+                            **kw)
+
+    def lookup(self, tenant: str, name: str) -> Channel | None:
+        if self.lookup_failures:
+            self.lookup_failures -= 1
+            raise OSError("store busy")
+        return self.channels.get((tenant, name))
+
+    def on_dead_letter(self, tenant: str, record: DeadLetter) -> None:
+        if self.dead_letter_store_down:
+            raise RuntimeError("store down")
+        self.dead.append((tenant, record))
 
     def channel(self, name: str = "ops", path: str = "/hook", tenant: str = "t1",
                 **doc: Any) -> Channel:
@@ -83,10 +96,12 @@ def wait_until(cond: Any, timeout_s: float = 20.0) -> None:
 # --- retries and dead letters --------------------------------------------------------
 
 
-def test_a_notification_is_delivered_once(rig: Rig) -> None:
+def test_a_notification_is_delivered_once(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
     rig.channel()
-    assert rig.d.submit("t1", notification())
-    assert rig.d.run_due() == 1
+    with caplog.at_level(logging.INFO, logger="vigil.alerting"):
+        assert rig.d.submit("t1", notification())
+        assert rig.d.run_due() == 1
+    assert caplog.records == []  # no log line per notification
     assert rig.groups() == [("g1", 1)]
     assert rig.counters()["sent"] == 1
     assert rig.d.stats()["pending"] == 0
@@ -193,15 +208,7 @@ def test_the_channel_is_looked_up_at_send_time(rig: Rig) -> None:
 
 
 def test_a_failing_lookup_is_retried(rig: Rig) -> None:
-    calls = []
-
-    def lookup(tenant: str, name: str) -> Channel | None:
-        calls.append(name)
-        if len(calls) == 1:
-            raise OSError("store busy")
-        return rig.channels.get((tenant, name))
-
-    rig.d._lookup = lookup  # the rig's wiring, with a lookup that fails once
+    rig.lookup_failures = 1
     rig.channel()
     rig.d.submit("t1", notification())
     rig.d.run_due()
@@ -238,10 +245,7 @@ def test_resolved_is_skipped_when_the_channel_says_so(rig: Rig) -> None:
 
 
 def test_a_failing_dead_letter_callback_does_not_stop_delivery(rig: Rig) -> None:
-    def broken(tenant: str, rec: DeadLetter) -> None:
-        raise RuntimeError("store down")
-
-    rig.d._on_dead = broken
+    rig.dead_letter_store_down = True
     rig.channel()
     rig.d.submit("t1", notification("gone"))
     rig.d.submit("t1", notification())
@@ -303,6 +307,21 @@ def test_quiet_hours_hold_non_critical_until_they_end(rig: Rig) -> None:
     assert rig.d.stats()["holding"] == 0
 
 
+def test_a_flood_held_in_quiet_hours_collapses_to_the_newest(rig: Rig) -> None:
+    rig.clock.now_ms = THU_2300_BERLIN
+    rig.channel(quiet_hours=BERLIN_NIGHT)
+    for i in range(3000):
+        assert rig.d.submit("t1", notification(group="g1", severity="low",
+                                               created_ms=THU_2300_BERLIN + i))
+        if i % 100 == 99:
+            rig.d.run_due()
+    rig.d.run_due()
+    s = rig.d.stats()
+    assert (s["pending"], s["holding"], rig.counters()["coalesced"]) == (1, 1, 2999)
+    rig.step_to_next()
+    assert rig.groups() == [("g1", 1)] and rig.d.next_due_ms() is None
+
+
 def test_a_critical_notification_replaces_the_held_one_of_its_group(rig: Rig) -> None:
     rig.clock.now_ms = THU_2300_BERLIN
     rig.channel(quiet_hours=BERLIN_NIGHT)
@@ -347,8 +366,7 @@ def test_a_full_queue_refuses_and_counts(rig: Rig) -> None:
 def threaded() -> Iterator[Rig]:
     """A dispatcher with two worker threads and the real clock."""
     http = HttpReceiver()
-    r = Rig(http, workers=2)
-    r.d._clock = lambda: int(time.time() * 1000)
+    r = Rig(http, workers=2, real_clock=True)
     r.d.start()
     yield r
     r.d.close()

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypedDict
 
-from vigil.alerting.channels import Channel, DeliveryError
+from vigil.alerting.channels import CHANNEL_TYPES, Channel, DeliveryError
 from vigil.alerting.model import Notification
 from vigil.alerting.senders import title
 from vigil.core.timeutil import now_ms
@@ -76,7 +76,10 @@ OnDeadLetter = Callable[[str, DeadLetter], None]
 
 
 class DeliveryStats(TypedDict):
-    by_type: dict[str, dict[str, int]]  # channel type -> counter (_COUNTERS) -> total
+    # channel type (and "unknown" for a missing channel) -> counter -> total; counters:
+    # sent, failed_attempts, dead_letters, held, coalesced (replaced by a newer one of
+    # the group while waiting), skipped (resolved, and the channel has send_resolved off)
+    by_type: dict[str, dict[str, int]]
     queue_full: int  # submits refused: the dispatcher held ``queue_size`` notifications
     pending: int  # notifications in the dispatcher now (queued, held, waiting to retry)
     holding: int  # of which held by quiet hours or a rate limit
@@ -117,8 +120,9 @@ class Dispatcher:
         self._ready: deque[tuple[str, str]] = deque()  # lanes with a ready job, not busy
         self._timers: list[tuple[int, int, tuple[str, str], _Job]] = []  # heap
         self._seq = itertools.count()
-        self._size = self._holding = self._queue_full = 0
-        self._counts: dict[str, dict[str, int]] = {}
+        self._size = self._holding = self._queue_full = self._stale = 0
+        self._counts: dict[str, dict[str, int]] = {
+            t: dict.fromkeys(_COUNTERS, 0) for t in CHANNEL_TYPES}
         self._threads: list[threading.Thread] = []
         self._closing = False
 
@@ -132,10 +136,11 @@ class Dispatcher:
                 return False
             self._size += 1
             key = (tenant, n.channel)
-            lane = self._lanes.setdefault(key, _Lane())
+            lane = self._lanes.get(key)
+            if lane is None:
+                lane = self._lanes[key] = _Lane()
             lane.ready.append(_Job(tenant, n, seq=next(self._seq)))
             self._mark_ready(key, lane)
-            self._cond.notify()
         return True
 
     def stats(self) -> DeliveryStats:
@@ -225,6 +230,7 @@ class Dispatcher:
             _, _, key, job = heapq.heappop(self._timers)
             lane = self._lanes[key]
             if job.done or lane.waiting.get(job.n.group_key) is not job:
+                self._stale -= job.done
                 continue
             del lane.waiting[job.n.group_key]
             self._holding -= job.holding
@@ -263,6 +269,7 @@ class Dispatcher:
             older = lane.waiting.pop(n.group_key, None)
             if older is not None:  # a newer notification of the group replaces it
                 older.done = True
+                self._stale += 1  # its timer stays in the heap until compacted
                 self._size -= 1
                 self._holding -= older.holding
                 self._count(ch.type, "coalesced")
@@ -280,7 +287,8 @@ class Dispatcher:
                 self._wait(key, lane, job, until)
                 self._release(key, lane)
                 return
-            lane.sends.append(now)
+            if ch.rate_limit_per_min:
+                lane.sends.append(now)
         try:
             self._send(ch, n)
         except DeliveryError as err:
@@ -316,7 +324,7 @@ class Dispatcher:
                 delay_s = min(max(ch.backoff_s * 2 ** (job.attempts - 1),
                                   err.retry_after_s or 0.0), ch.max_backoff_s)
                 log.debug("Notification attempt failed, will retry",
-                          extra={"channel": ch.name, "attempts": job.attempts, "error": msg})
+                          extra={"channel": job.n.channel, "attempts": job.attempts, "error": msg})
                 self._wait(key, lane, job, self._clock() + int(delay_s * 1000))
                 self._release(key, lane)
                 return
@@ -345,6 +353,12 @@ class Dispatcher:
 
     def _wait(self, key: tuple[str, str], lane: _Lane, job: _Job, until_ms: int) -> None:
         lane.waiting[job.n.group_key] = job
+        if self._stale > 1024 and self._stale * 2 > len(self._timers):
+            # Many replaced notifications (a flood held through quiet hours): drop their
+            # timers so the heap does not keep them alive.
+            self._timers = [t for t in self._timers if not t[3].done]
+            heapq.heapify(self._timers)
+            self._stale = 0
         heapq.heappush(self._timers, (until_ms, next(self._seq), key, job))
         self._cond.notify()
 
