@@ -422,3 +422,14 @@ def test_dead_letter_record_keeps_no_secret(rig: Rig) -> None:
     rig.ingest(0, [({"host": "a"}, 95)])
     [dead] = rig.svc.dead_letters(TENANT)
     assert "s3cret" not in str(dead)
+
+
+def test_a_channel_update_may_send_back_redacted_secrets(rig: Rig) -> None:
+    rig.svc.put_channel(TENANT, {"name": "mail", "type": "email", "to": ["a@example.com"],
+                                 "smtp_host": "127.0.0.1", "username": "u",
+                                 "password": "s3cret"})
+    [shown] = rig.svc.channels(TENANT)
+    assert shown["password"] == "***"
+    rig.svc.put_channel(TENANT, {**shown, "to": ["b@example.com"]}, create=False)
+    ch = rig.svc.channel(TENANT, "mail")
+    assert ch is not None and ch.password == "s3cret" and ch.to == ("b@example.com",)

@@ -80,6 +80,9 @@ def test_channel_secrets_are_never_returned(live: tuple[httpx.Client, HttpReceiv
     assert "hunter2" not in http.get("/api/v1/channels/mail").text
     r = http.put("/api/v1/channels/mail", json={**doc, "password": "s3cret"})
     assert r.status_code == 200 and "s3cret" not in r.text
+    shown = http.get("/api/v1/channels/mail").json()
+    r = http.put("/api/v1/channels/mail", json={**shown, "to": ["sre@example.com"]})
+    assert r.status_code == 200 and r.json()["password"] == "***"
 
 
 def test_silences_over_http(live: tuple[httpx.Client, HttpReceiver]) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from vigil.alerting import lifecycle
-from vigil.alerting.channels import Channel, parse_channel
+from vigil.alerting.channels import Channel, parse_channel, restore_secrets
 from vigil.alerting.fields import Fields
 from vigil.alerting.incidents import incidents
 from vigil.alerting.lifecycle import Alert, Silence, StateStore
@@ -326,15 +326,18 @@ class AlertingService:
 
     def put_channel(self, tenant: str, doc: Mapping[str, object], name: str | None = None,
                     *, create: bool = True) -> Channel:
+        """Create (``create``) or replace a channel; a replacement may send back the
+        ``***`` that GET shows for a secret, which keeps the stored one."""
         if name is not None:
             doc = {**doc, "name": name}
-        ch = parse_channel(doc)
         with self._lock:
             t = self._tenant(tenant)
-            if create and ch.name in t.channels:
+            previous = t.channels.get(str(doc.get("name")))
+            ch = parse_channel(doc if previous is None else restore_secrets(doc, previous))
+            if create and previous is not None:
                 raise Conflict(f"channel {ch.name!r} exists; PUT /api/v1/channels/{ch.name} "
                                "replaces it")
-            if not create and ch.name not in t.channels:
+            if not create and previous is None:
                 raise NotFound(f"no channel {ch.name!r}")
             self._state.put(tenant, "channel", ch.name, ch.doc())
             t.channels[ch.name] = ch
