@@ -95,11 +95,14 @@ def backfill(
     doc = _backfill(body, url, data_dir)
     table = Table(title=f"{doc['rule']['name']}: {len(doc['alerts'])} alerts over "
                         f"{doc['series']} series, {doc['samples']:,} samples")
-    for col in ("fired", "resolved", "value", "labels"):
+    for col in ("fired (UTC)", "resolved (UTC)", "value", "labels"):
         table.add_column(col)
+    def when(ms: int) -> str:
+        return format_ms(ms)[:19].replace("T", " ")
+
     for a in doc["alerts"]:
-        table.add_row(format_ms(a["fired_ms"]),
-                      format_ms(a["resolved_ms"]) if a["resolved_ms"] else "still firing",
+        table.add_row(when(a["fired_ms"]),
+                      when(a["resolved_ms"]) if a["resolved_ms"] else "still firing",
                       f"{a['value']:.6g}",
                       ",".join(f"{k}={v}" for k, v in a["labels"].items()))
     out.print(table)
