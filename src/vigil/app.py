@@ -12,6 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from vigil import analysis, config
 from vigil.config import Settings
 from vigil.core.errors import InvalidInput, Problem
@@ -25,6 +27,11 @@ from vigil.query.model import Query
 from vigil.storage.duckdb_store import DuckDBStore
 from vigil.storage.maintenance import Maintenance, Schedule
 from vigil.storage.store import Tier
+from vigil.storage.task_store import TaskStore
+from vigil.tasks import instrument
+from vigil.tasks.cache import ReportCache
+from vigil.tasks.service import Limits as TaskLimits
+from vigil.tasks.service import TaskService, scope_of
 from vigil.telemetry import Telemetry
 
 STORE_FILE = "vigil.duckdb"
@@ -54,10 +61,12 @@ class Components:
     engine: QueryEngine
     maintenance: Maintenance
     limits: Limits
+    tasks: TaskService
 
     def close(self) -> None:
         """Stop maintenance, flush every queued write, checkpoint."""
         self.maintenance.stop()
+        self.tasks.store.close()
         self.store.close()
 
 
@@ -79,7 +88,15 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
     limits = Limits(settings.max_labels, settings.max_name_length,
                     settings.max_label_value_length)
     return Components(settings, store, telemetry, pipeline, QueryEngine(store), maintenance,
-                      limits)
+                      limits, build_tasks(settings, store, telemetry))
+
+
+def build_tasks(settings: Settings, store: DuckDBStore, telemetry: Telemetry) -> TaskService:
+    cache = ReportCache({"performance": settings.tasks_performance_cache_ttl,
+                         "bottlenecks": settings.tasks_bottlenecks_cache_ttl})
+    limits = TaskLimits(settings.tasks_max_period_hours, settings.tasks_max_results,
+                        retention_ms=retention_ms(settings)["raw"])
+    return TaskService(TaskStore(store), cache, limits, on_cache=telemetry.task_cache)
 
 
 class Vigil:
@@ -181,6 +198,45 @@ class Vigil:
                 f"unknown analysis {kind!r}; one of {', '.join([*ANALYSES, 'root-cause'])}",
                 field="kind"))
         return compute(result, query.step_ms, **options)
+
+    def record_task(
+        self, namespace: str, task_name: str, task_id: str, status: str,
+        started_at: int | str | datetime, *, version: str = "0",
+        finished_at: int | str | datetime | None = None, duration_ms: float | None = None,
+        steps: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Store one task execution durably (fields as in ``POST /api/v1/tasks/events``;
+        times: epoch ms, RFC 3339 or datetime)."""
+        event: dict[str, Any] = {
+            "namespace": namespace, "task_name": task_name, "version": version,
+            "task_id": task_id, "status": status, "started_at": started_at,
+            "finished_at": finished_at, "duration_ms": duration_ms, "steps": list(steps)}
+        self.record_tasks([event])
+
+    def record_tasks(self, events: Iterable[Mapping[str, Any]]) -> int:
+        """Store task executions atomically; returns how many."""
+        return self._c.tasks.record(self.tenant, events)
+
+    def track_task(self, namespace: str, task_name: str, version: str = "0") -> instrument.track:
+        """A context manager / decorator timing a task (and its ``instrument.step`` calls)
+        that records it here on exit."""
+        return instrument.track(self.record_tasks, namespace=namespace, task_name=task_name,
+                                version=version)
+
+    def performance(self, namespace: str | None = None, task_name: str | None = None,
+                    version: str | None = None) -> dict[str, Any]:
+        """What ``GET /api/v1/analytics/performance`` answers (cached the same way)."""
+        entry, _ = self._c.tasks.performance(self.tenant, scope_of(namespace, task_name,
+                                                                   version))
+        return dict(orjson.loads(entry.body))
+
+    def bottlenecks(self, namespace: str | None = None, task_name: str | None = None,
+                    version: str | None = None, period: int | None = None,
+                    limit: int | None = None) -> dict[str, Any]:
+        """What ``GET /api/v1/analytics/bottlenecks`` answers (``period`` in hours)."""
+        entry, _ = self._c.tasks.bottlenecks(
+            self.tenant, scope_of(namespace, task_name, version), period, limit)
+        return dict(orjson.loads(entry.body))
 
     @property
     def store(self) -> DuckDBStore:

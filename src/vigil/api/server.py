@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from vigil import __version__
-from vigil.api import analytics, errors, ingest, ops, query
+from vigil.api import analytics, errors, ingest, ops, query, tasks
 from vigil.app import Components
 
 
@@ -27,4 +27,5 @@ def create_app(c: Components, *, close_on_shutdown: bool = True) -> FastAPI:
     errors.install(app)
     for module in (ingest, query, analytics, ops):
         app.include_router(module.router)
+    app.include_router(tasks.router)
     return app
