@@ -7,8 +7,9 @@ thread. Every figure is computed set-wise in SQL; Python only sees one row per g
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ import pyarrow as pa
 from vigil.core.errors import StoreUnavailable
 from vigil.storage.duckdb_store import DuckDBStore
 from vigil.storage.write_buffer import WriteBuffer
+
+log = logging.getLogger(__name__)
 
 # Column order of the batch tables is the column order of the tables, minus ``tenant``.
 RUN_SCHEMA = pa.schema([
@@ -76,6 +79,8 @@ class TaskScope:
 
 Row = tuple[Any, ...]
 _Item = tuple[str, TaskBatch]
+# Called on the writer thread after a commit, before the writers are answered.
+CommitListener = Callable[[str, TaskBatch], None]
 
 
 class TaskStore:
@@ -84,6 +89,7 @@ class TaskStore:
         self._write_cur = store.connection()
         self._local = threading.local()
         self._closed = False
+        self.listeners: list[CommitListener] = []
         self._writer: WriteBuffer[_Item] = WriteBuffer(
             self._commit, lambda it: len(it[1]) + it[1].steps.num_rows,
             name="vigil-task-writer")
@@ -115,6 +121,12 @@ class TaskStore:
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        for tenant, batch in items:
+            for listener in self.listeners:
+                try:
+                    listener(tenant, batch)
+                except Exception:
+                    log.exception("task commit listener failed")
         return [len(batch) for _, batch in items]
 
     @property

@@ -148,7 +148,8 @@ def _task(item: Any, where: str, min_ms: int | None) -> tuple[dict[str, Any],
     duration = _number(item, "duration_ms", where, positive=False)
     if duration is None and finished is not None:
         duration = float(finished - started)
-    raw_steps = item.get("steps") or []
+    raw_steps = item.get("steps")
+    raw_steps = [] if raw_steps is None else raw_steps
     if not isinstance(raw_steps, list):
         raise _bad(where, "steps", "must be a list of objects")
     ts = finished if finished is not None else started

@@ -51,6 +51,12 @@ class TaskService:
         self.limits = limits
         self._clock = clock
         self._on_cache = on_cache
+        store.listeners.append(self._committed)
+
+    def _committed(self, tenant: str, batch: TaskBatch) -> None:
+        # On the writer thread, before the writers hear back: once a write is
+        # acknowledged, no answer cached before it is served.
+        self.cache.invalidate(tenant, batch.ended_scopes)
 
     # ------------------------------------------------------------------ ingest
     def parse(self, events: Iterable[Any]) -> TaskBatch:
@@ -58,15 +64,8 @@ class TaskService:
         return parse_tasks(events, min_ms=horizon)
 
     def submit(self, tenant: str, batch: TaskBatch) -> Future[int]:
-        """Commit ``batch``; once durable, drop the cached answers it makes stale."""
-        fut = self.store.submit(tenant, batch)
-
-        def done(f: Future[int]) -> None:
-            if f.exception() is None:
-                self.cache.invalidate(tenant, batch.ended_scopes)
-
-        fut.add_done_callback(done)
-        return fut
+        """Commit ``batch``; the commit drops the cached answers it makes stale."""
+        return self.store.submit(tenant, batch)
 
     def record(self, tenant: str, events: Iterable[Any]) -> int:
         """Validate and store events durably; returns how many executions."""
