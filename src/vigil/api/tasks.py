@@ -101,7 +101,9 @@ def _scope(request: Request) -> TaskScope:
             summary="Task health score, 1 h/4 h/24 h trends, statistics and percentiles")
 async def performance(request: Request, c: Deps, tenant_id: Tenant) -> Response:
     scope = _scope(request)
-    entry, _ = await run_in_threadpool(c.tasks.performance, tenant_id, scope)
+    entry = c.tasks.cached(tenant_id, "performance", scope)  # a hit never leaves the loop
+    if entry is None:
+        entry = (await run_in_threadpool(c.tasks.performance, tenant_id, scope))[0]
     return _respond(request, c, entry)
 
 
@@ -111,5 +113,8 @@ async def bottlenecks(request: Request, c: Deps, tenant_id: Tenant) -> Response:
     scope = _scope(request)
     period = c.tasks.period(_int(request, "period"))
     limit = c.tasks.limit(_int(request, "limit"))
-    entry, _ = await run_in_threadpool(c.tasks.bottlenecks, tenant_id, scope, period, limit)
+    entry = c.tasks.cached(tenant_id, "bottlenecks", scope, (period, limit))
+    if entry is None:
+        entry = (await run_in_threadpool(c.tasks.bottlenecks, tenant_id, scope, period,
+                                         limit))[0]
     return _respond(request, c, entry)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -22,6 +22,7 @@ from vigil.storage.duckdb_store import DuckDBStore
 from vigil.storage.write_buffer import WriteBuffer
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Column order of the batch tables is the column order of the tables, minus ``tenant``.
 RUN_SCHEMA = pa.schema([
@@ -90,6 +91,8 @@ class TaskStore:
         self._local = threading.local()
         self._closed = False
         self.listeners: list[CommitListener] = []
+        # Reads a report runs side by side; long-lived, so each keeps its cursor.
+        self._readers = ThreadPoolExecutor(4, thread_name_prefix="vigil-task-reader")
         self._writer: WriteBuffer[_Item] = WriteBuffer(
             self._commit, lambda it: len(it[1]) + it[1].steps.num_rows,
             name="vigil-task-writer")
@@ -138,8 +141,14 @@ class TaskStore:
         if not self._closed:
             self._closed = True
             self._writer.close()
+            self._readers.shutdown()
 
     # ------------------------------------------------------------------ reads
+    def read_async(self, read: Callable[..., T], *args: Any) -> Future[T]:
+        """Run ``read(*args)`` (a method of this store) on a reader thread, so a report's
+        independent queries run side by side."""
+        return self._readers.submit(read, *args)
+
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cur", None)
         if cur is None:
@@ -198,26 +207,25 @@ class TaskStore:
     def step_groups(self, tenant: str, scope: TaskScope, start_ms: int,
                     end_ms: int) -> list[Row]:
         """Per (namespace, task_name, step_name) over ``(start, end]``: executions, avg
-        and p95 duration, executions with attempts > 1, largest timeout_s, most common
-        error type."""
+        and p95 duration, executions with attempts > 1, largest timeout_s."""
         where, args = scope.where()
         sql = f"""SELECT namespace, task_name, step_name, count(*), avg(duration_ms),
             quantile_cont(duration_ms, 0.95), count(*) FILTER (WHERE attempts > 1),
-            max(timeout_s), mode(error_type)
+            max(timeout_s)
             FROM task_steps WHERE tenant = ? AND ts > ? AND ts <= ?{where}
             GROUP BY namespace, task_name, step_name"""
         return self._rows(sql, [tenant, start_ms, end_ms, *args])
 
-    def error_patterns(self, tenant: str, scope: TaskScope, start_ms: int, end_ms: int,
-                       bucket_ms: int) -> list[Row]:
-        """Per (error_type, time bucket): step executions with that error and the sorted
-        distinct step names they hit."""
+    def step_errors(self, tenant: str, scope: TaskScope, start_ms: int, end_ms: int,
+                    bucket_ms: int) -> list[Row]:
+        """Per (error_type, time bucket, namespace, task_name, step_name): step executions
+        with that error over ``(start, end]`` (errors are few, so are these rows)."""
         where, args = scope.where()
-        sql = f"""SELECT error_type, ts // {bucket_ms} * {bucket_ms} AS b, count(*),
-            list(DISTINCT step_name ORDER BY step_name)
+        sql = f"""SELECT error_type, ts // {bucket_ms} * {bucket_ms} AS b, namespace,
+            task_name, step_name, count(*)
             FROM task_steps WHERE tenant = ? AND ts > ? AND ts <= ?
               AND error_type IS NOT NULL{where}
-            GROUP BY error_type, b"""
+            GROUP BY error_type, b, namespace, task_name, step_name"""
         return self._rows(sql, [tenant, start_ms, end_ms, *args])
 
     def distribution(self, tenant: str, scope: TaskScope, start_ms: int,

@@ -29,7 +29,7 @@ class Entry:
     expires_ms: int
 
     def max_age_s(self, now: int) -> int:
-        return max(0, (self.expires_ms - now) // 1000)
+        return max(0, -((now - self.expires_ms) // 1000))  # whole seconds, rounded up
 
 
 def etag_of(body: bytes) -> str:

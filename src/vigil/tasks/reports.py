@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from vigil.storage.task_store import HISTOGRAM_LE_MS, TaskScope, TaskStore
+from vigil.storage.task_store import HISTOGRAM_LE_MS, Row, TaskScope, TaskStore
 from vigil.tasks.recommendations import StepFigures, TaskFigures, recommend
 
 HOUR_MS = 3_600_000
@@ -79,13 +79,20 @@ def bottlenecks(store: TaskStore, tenant: str, scope: TaskScope, now_ms: int,
                 period_h: int, limit: int) -> dict[str, Any]:
     period_ms = period_h * HOUR_MS
     start = now_ms - period_ms
-    tasks = [TaskFigures(str(r[0]), str(r[1]), int(r[2]), int(r[3]),
-                         _f(r[4]), _f(r[5]), int(r[6]), int(r[7]))
-             for r in store.task_groups(tenant, scope, start - period_ms, start, now_ms)]
-    steps = [StepFigures(str(r[0]), str(r[1]), str(r[2]), int(r[3]), _f(r[4]),
-                         _f(r[5]), int(r[6]), _f(r[7]),
-                         None if r[8] is None else str(r[8]))
-             for r in store.step_groups(tenant, scope, start, now_ms)]
+    bucket_ms = HOUR_MS if period_h <= 48 else 24 * HOUR_MS
+    # Four independent scans, side by side on the store's reader threads.
+    task_rows = store.read_async(store.task_groups, tenant, scope, start - period_ms, start,
+                                 now_ms)
+    step_rows = store.read_async(store.step_groups, tenant, scope, start, now_ms)
+    error_rows = store.read_async(store.step_errors, tenant, scope, start, now_ms, bucket_ms)
+    dist_row = store.read_async(store.distribution, tenant, scope, start, now_ms)
+    errors = error_rows.result()
+    top_error = _top_errors(errors)
+    tasks = [TaskFigures(str(r[0]), str(r[1]), int(r[2]), int(r[3]), _f(r[4]), _f(r[5]),
+                         int(r[6]), int(r[7])) for r in task_rows.result()]
+    steps = [StepFigures(str(r[0]), str(r[1]), str(r[2]), int(r[3]), _f(r[4]), _f(r[5]),
+                         int(r[6]), _f(r[7]), top_error.get((r[0], r[1], r[2])))
+             for r in step_rows.result()]
     slowest_tasks = sorted(({
         "namespace": t.namespace, "task_name": t.task_name,
         "avg_duration_ms": t.avg_duration_ms, "p95_duration_ms": t.p95_duration_ms,
@@ -101,29 +108,35 @@ def bottlenecks(store: TaskStore, tenant: str, scope: TaskScope, now_ms: int,
         "scope": scope_dict(scope),
         "slowest_tasks": slowest_tasks,
         "slowest_steps": slowest_steps,
-        "error_patterns": _error_patterns(store, tenant, scope, start, now_ms, period_h)[:limit],
-        "distribution": _distribution(store.distribution(tenant, scope, start, now_ms)),
+        "error_patterns": _error_patterns(errors, bucket_ms)[:limit],
+        "distribution": _distribution(dist_row.result()),
         "recommendations": recommend(tasks, steps),
     }
 
 
-def _error_patterns(store: TaskStore, tenant: str, scope: TaskScope, start: int, end: int,
-                    period_h: int) -> list[dict[str, Any]]:
+def _top_errors(rows: list[Row]) -> dict[tuple[str, str, str], str]:
+    """The most frequent error type of each step (ties: alphabetically first)."""
+    counts: dict[tuple[str, str, str], dict[str, int]] = {}
+    for error_type, _, ns, task, step, count in rows:
+        by_type = counts.setdefault((ns, task, step), {})
+        by_type[error_type] = by_type.get(error_type, 0) + int(count)
+    return {k: min(v, key=lambda e: (-v[e], e)) for k, v in counts.items()}
+
+
+def _error_patterns(rows: list[Row], bucket_ms: int) -> list[dict[str, Any]]:
     """Per error type: frequency, affected steps and counts per time bucket (an hour up to
     two days, then a day) — the dashboard's error patterns over time."""
-    bucket_ms = HOUR_MS if period_h <= 48 else 24 * HOUR_MS
     by_type: dict[str, dict[str, Any]] = {}
-    for error_type, bucket, count, names in store.error_patterns(tenant, scope, start, end,
-                                                                  bucket_ms):
+    for error_type, bucket, _, _, step, count in rows:
         p = by_type.setdefault(str(error_type), {"error_type": str(error_type), "frequency": 0,
-                                                 "affected_steps": set(), "timeline": []})
+                                                 "affected_steps": set(), "timeline": {}})
         p["frequency"] += int(count)
-        p["affected_steps"].update(names)
-        p["timeline"].append([int(bucket), int(count)])
+        p["affected_steps"].add(step)
+        p["timeline"][int(bucket)] = p["timeline"].get(int(bucket), 0) + int(count)
     out = []
     for p in by_type.values():
         p["affected_steps"] = sorted(p["affected_steps"])
-        p["timeline"].sort()
+        p["timeline"] = [[t, c] for t, c in sorted(p["timeline"].items())]
         p["bucket_ms"] = bucket_ms
         out.append(p)
     out.sort(key=lambda p: (-p["frequency"], p["error_type"]))

@@ -89,6 +89,15 @@ class TaskService:
                 f"limit must be from 1 to {self.limits.max_results}, got {raw}", field="limit"))
         return raw
 
+    def cached(self, tenant: str, kind: str, scope: TaskScope, params: tuple[object, ...] = (),
+               ) -> Entry | None:
+        """The cached answer, if any, without computing (never blocks: safe on the event
+        loop). ``params``: ``()`` for performance, ``(period, limit)`` for bottlenecks."""
+        entry = self.cache.get((tenant, kind, scope, params))
+        if entry is not None and self._on_cache is not None:
+            self._on_cache(kind, True)
+        return entry
+
     def _cached(self, tenant: str, kind: str, scope: TaskScope, params: tuple[object, ...],
                 compute: Callable[[int], dict[str, Any]]) -> tuple[Entry, bool]:
         key = (tenant, kind, scope, params)
