@@ -37,6 +37,14 @@ STEP_SCHEMA = pa.schema([
     ("status", pa.string()), ("attempts", pa.int32()), ("duration_ms", pa.float64()),
     ("timeout_s", pa.float64()), ("error_type", pa.string()), ("error_message", pa.string()),
 ])
+_KEY_MATCH = ("k.tenant = ? AND k.namespace = b.namespace AND k.task_name = b.task_name "
+              "AND k.step_name = b.step_name")
+# Ids for the batch's (namespace, task_name, step_name) not seen before (set-based).
+_NEW_STEP_KEYS = f"""INSERT INTO task_step_keys
+    SELECT (SELECT coalesce(max(id), 0) FROM task_step_keys) + row_number() OVER (), ?,
+        namespace, task_name, step_name
+    FROM (SELECT DISTINCT namespace, task_name, step_name FROM _task_batch) b
+    WHERE NOT EXISTS (SELECT 1 FROM task_step_keys k WHERE {_KEY_MATCH})"""
 # An execution has ended (and counts in rates and durations) in one of these states.
 ENDED = ("completed", "failed", "retried")
 _ENDED_SQL = "status IN ('completed', 'failed', 'retried')"
@@ -116,8 +124,16 @@ class TaskStore:
                     con.register("_task_batch", table)
                     try:
                         cols = ", ".join(table.column_names)
-                        con.execute(f"INSERT INTO {name} (tenant, {cols}) "
-                                    f"SELECT ?, {cols} FROM _task_batch", [tenant])
+                        if name == "task_runs":
+                            con.execute(f"INSERT INTO task_runs (tenant, {cols}) "
+                                        f"SELECT ?, {cols} FROM _task_batch", [tenant])
+                        else:
+                            con.execute(_NEW_STEP_KEYS, [tenant, tenant])
+                            b_cols = ", ".join(f"b.{c}" for c in table.column_names)
+                            con.execute(f"INSERT INTO task_steps (tenant, {cols}, step_key) "
+                                        f"SELECT ?, {b_cols}, k.id FROM _task_batch b "
+                                        f"JOIN task_step_keys k ON {_KEY_MATCH}",
+                                        [tenant, tenant])
                     finally:
                         con.unregister("_task_batch")
             con.execute("COMMIT")
@@ -209,11 +225,11 @@ class TaskStore:
         """Per (namespace, task_name, step_name) over ``(start, end]``: executions, avg
         and p95 duration, executions with attempts > 1, largest timeout_s."""
         where, args = scope.where()
-        sql = f"""SELECT namespace, task_name, step_name, count(*), avg(duration_ms),
-            quantile_cont(duration_ms, 0.95), count(*) FILTER (WHERE attempts > 1),
-            max(timeout_s)
+        sql = f"""SELECT any_value(namespace), any_value(task_name), any_value(step_name),
+            count(*), avg(duration_ms), quantile_cont(duration_ms, 0.95),
+            count(*) FILTER (WHERE attempts > 1), max(timeout_s)
             FROM task_steps WHERE tenant = ? AND ts > ? AND ts <= ?{where}
-            GROUP BY namespace, task_name, step_name"""
+            GROUP BY step_key"""
         return self._rows(sql, [tenant, start_ms, end_ms, *args])
 
     def step_errors(self, tenant: str, scope: TaskScope, start_ms: int, end_ms: int,
