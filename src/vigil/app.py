@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from vigil import analysis, config
 from vigil.alerting import rules_file
@@ -35,6 +36,11 @@ from vigil.storage.alert_store import DuckDBAlertStore
 from vigil.storage.duckdb_store import DuckDBStore
 from vigil.storage.maintenance import Maintenance, Schedule
 from vigil.storage.store import Tier
+from vigil.storage.task_store import TaskStore
+from vigil.tasks import instrument
+from vigil.tasks.cache import ReportCache
+from vigil.tasks.service import Limits as TaskLimits
+from vigil.tasks.service import TaskService, scope_of
 from vigil.telemetry import Telemetry
 
 STORE_FILE = "vigil.duckdb"
@@ -68,6 +74,7 @@ class Components:
     alerting: AlertingService
     dispatcher: Dispatcher
     senders: ChannelSenders
+    tasks: TaskService
 
     def close(self) -> None:
         """Stop maintenance, flush every queued write, stop alerting, checkpoint."""
@@ -75,6 +82,7 @@ class Components:
         self.alerting.close()
         self.dispatcher.close()
         self.senders.close()
+        self.tasks.store.close()
         self.store.close()
 
 
@@ -113,7 +121,7 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
         alerting.start()
         dispatcher.start()
     return Components(settings, store, telemetry, pipeline, engine, maintenance, limits, bus,
-                      alerting, dispatcher, senders)
+                      alerting, dispatcher, senders, build_tasks(settings, store, telemetry))
 
 
 def _alerting(settings: Settings, store: DuckDBStore, engine: QueryEngine, bus: LocalBus
@@ -143,6 +151,7 @@ def _alerting(settings: Settings, store: DuckDBStore, engine: QueryEngine, bus: 
 
     senders = ChannelSenders(bus.publish)
     dispatcher = Dispatcher(lookup, senders.send, dead_letter)
+
     def samples(tenant: str, rule: Rule, start_ms: int, end_ms: int
                 ) -> tuple[list[SeriesKey], Int64Array, Int64Array, Float64Array]:
         infos = sorted(store.find_series(tenant, rule.metric, rule.matchers),
@@ -158,6 +167,14 @@ def _alerting(settings: Settings, store: DuckDBStore, engine: QueryEngine, bus: 
                           tick_ms=int(settings.alert_tick * 1000),
                           queue_batches=settings.alert_queue_batches)
     return svc, dispatcher, senders
+
+
+def build_tasks(settings: Settings, store: DuckDBStore, telemetry: Telemetry) -> TaskService:
+    cache = ReportCache({"performance": settings.tasks_performance_cache_ttl,
+                         "bottlenecks": settings.tasks_bottlenecks_cache_ttl})
+    limits = TaskLimits(settings.tasks_max_period_hours, settings.tasks_max_results,
+                        retention_ms=retention_ms(settings)["raw"])
+    return TaskService(TaskStore(store), cache, limits, on_cache=telemetry.task_cache)
 
 
 class Vigil:
@@ -278,6 +295,44 @@ class Vigil:
     def alerting(self) -> AlertingService:
         """Everything else of alerting (silences, acknowledge, explain …), by tenant."""
         return self._c.alerting
+    def record_task(
+        self, namespace: str, task_name: str, task_id: str, status: str,
+        started_at: int | str | datetime, *, version: str = "0",
+        finished_at: int | str | datetime | None = None, duration_ms: float | None = None,
+        steps: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Store one task execution durably (fields as in ``POST /api/v1/tasks/events``;
+        times: epoch ms, RFC 3339 or datetime)."""
+        event: dict[str, Any] = {
+            "namespace": namespace, "task_name": task_name, "version": version,
+            "task_id": task_id, "status": status, "started_at": started_at,
+            "finished_at": finished_at, "duration_ms": duration_ms, "steps": list(steps)}
+        self.record_tasks([event])
+
+    def record_tasks(self, events: Iterable[Mapping[str, Any]]) -> int:
+        """Store task executions atomically; returns how many."""
+        return self._c.tasks.record(self.tenant, events)
+
+    def track_task(self, namespace: str, task_name: str, version: str = "0") -> instrument.track:
+        """A context manager / decorator timing a task (and its ``instrument.step`` calls)
+        that records it here on exit."""
+        return instrument.track(self.record_tasks, namespace=namespace, task_name=task_name,
+                                version=version)
+
+    def performance(self, namespace: str | None = None, task_name: str | None = None,
+                    version: str | None = None) -> dict[str, Any]:
+        """What ``GET /api/v1/analytics/performance`` answers (cached the same way)."""
+        entry, _ = self._c.tasks.performance(self.tenant, scope_of(namespace, task_name,
+                                                                   version))
+        return dict(orjson.loads(entry.body))
+
+    def bottlenecks(self, namespace: str | None = None, task_name: str | None = None,
+                    version: str | None = None, period: int | None = None,
+                    limit: int | None = None) -> dict[str, Any]:
+        """What ``GET /api/v1/analytics/bottlenecks`` answers (``period`` in hours)."""
+        entry, _ = self._c.tasks.bottlenecks(
+            self.tenant, scope_of(namespace, task_name, version), period, limit)
+        return dict(orjson.loads(entry.body))
 
     @property
     def store(self) -> DuckDBStore:

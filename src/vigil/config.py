@@ -91,6 +91,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("alert_queue_batches", 1024, _int,
             "Committed batches waiting for alert evaluation; beyond this they are skipped "
             "and counted (vigil_alerting_batches_dropped), so ingestion never waits."),
+    Setting("tasks_performance_cache_ttl", 90.0, _duration_s,
+            "How long a task performance report is cached (0 = off)."),
+    Setting("tasks_bottlenecks_cache_ttl", 120.0, _duration_s,
+            "How long a task bottleneck report is cached (0 = off)."),
+    Setting("tasks_max_period_hours", 168, _int,
+            "Longest bottleneck analysis period, in hours; longer gets 400."),
+    Setting("tasks_max_results", 50, _int,
+            "Most rows per list of a bottleneck report (the limit parameter's maximum)."),
 )
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -127,6 +135,10 @@ class Settings:
     rules_file: str
     alert_tick: float
     alert_queue_batches: int
+    tasks_performance_cache_ttl: float
+    tasks_bottlenecks_cache_ttl: float
+    tasks_max_period_hours: int
+    tasks_max_results: int
 
     @property
     def data_path(self) -> Path:
