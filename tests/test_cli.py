@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
 from vigil.cli import app
+from vigil.storage.migrations import LATEST
 
 runner = CliRunner()
 
@@ -72,7 +73,7 @@ def test_import_refuses_bad_lines(tmp_path: Path) -> None:
 
 def test_migrate_down_and_up(tmp_path: Path) -> None:
     d = str(tmp_path)
-    assert "schema version 0 -> 1" in invoke("migrate", "--data-dir", d)
+    assert f"schema version 0 -> {LATEST}" in invoke("migrate", "--data-dir", d)
     assert "undo" in invoke("migrate", "--to", "0", "--data-dir", d)
     assert "applied 1" in invoke("migrate", "--data-dir", d)
 

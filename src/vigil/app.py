@@ -22,8 +22,12 @@ from vigil.ingest.limits import Limits
 from vigil.pipeline import Pipeline
 from vigil.query.engine import QueryEngine, QueryResult
 from vigil.query.model import Query
+from vigil.security.authenticator import Authenticator
+from vigil.security.ratelimit import Budget, RateLimiter, TokenBuckets
+from vigil.security.tokens import JwtConfig, TokenVerifier
 from vigil.storage.duckdb_store import DuckDBStore
 from vigil.storage.maintenance import Maintenance, Schedule
+from vigil.storage.security_store import SecurityStore
 from vigil.storage.store import Tier
 from vigil.telemetry import Telemetry
 
@@ -54,6 +58,9 @@ class Components:
     engine: QueryEngine
     maintenance: Maintenance
     limits: Limits
+    security: SecurityStore
+    auth: Authenticator
+    rate_limiter: RateLimiter
 
     def close(self) -> None:
         """Stop maintenance, flush every queued write, checkpoint."""
@@ -78,8 +85,25 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
         maintenance.start()
     limits = Limits(settings.max_labels, settings.max_name_length,
                     settings.max_label_value_length)
+    security = SecurityStore(store.connection())
     return Components(settings, store, telemetry, pipeline, QueryEngine(store), maintenance,
-                      limits)
+                      limits, security, build_authenticator(settings, security),
+                      build_rate_limiter(settings))
+
+
+def build_authenticator(settings: Settings, security: SecurityStore) -> Authenticator:
+    jwt_cfg = JwtConfig(settings.jwt_secret, settings.jwt_public_key_file,
+                        settings.jwt_jwks_file, settings.jwt_issuer, settings.jwt_audience,
+                        settings.jwt_leeway)
+    verifier = TokenVerifier(jwt_cfg) if jwt_cfg.configured else None
+    return Authenticator(security, verifier, settings.default_tenant, now_ms)
+
+
+def build_rate_limiter(settings: Settings) -> RateLimiter:
+    return TokenBuckets({
+        "ingest": Budget(settings.rate_ingest_per_s, settings.rate_ingest_burst),
+        "query": Budget(settings.rate_query_per_s, settings.rate_query_burst),
+    })
 
 
 class Vigil:

@@ -31,6 +31,11 @@ class Telemetry:
         self.query_seconds = Histogram(
             "vigil_query_seconds", "Query latency", ["endpoint"], registry=r,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.auth_failures = Counter(
+            "vigil_auth_failures", "Requests refused for a missing or invalid credential",
+            registry=r)
+        self.rate_limited = Counter(
+            "vigil_rate_limited", "Requests refused by a rate limit", ["budget"], registry=r)
 
     def watch_store(self, stats: Callable[[], dict[str, float]]) -> None:
         self.registry.register(_StoreCollector(stats))

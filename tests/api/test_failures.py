@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.conftest import Server
+from vigil.storage.migrations import LATEST
 
 LINE = b"m v=1"
 
@@ -28,7 +29,7 @@ def test_ready_is_503_when_migrations_are_behind(server: Server) -> None:
     with httpx.Client(base_url=server.url) as http:
         r = http.get("/ready")
         assert r.status_code == 503
-        assert "migrations: at 0, need 1" in r.json()["detail"]
+        assert f"migrations: at 0, need {LATEST}" in r.json()["detail"]
         assert http.get("/health").status_code == 200  # alive, just not ready
 
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from vigil.api.auth import require
 from vigil.api.deps import check_content_type, components, tenant
 from vigil.api.responses import MEDIA, export, json_response, result_json
 from vigil.app import Components
@@ -19,7 +20,7 @@ from vigil.core.matchers import Matcher
 from vigil.core.timeutil import now_ms
 from vigil.query.model import Params, Query
 
-router = APIRouter(tags=["query"])
+router = APIRouter(tags=["query"], dependencies=[require("metrics:read")])
 Deps = Annotated[Components, Depends(components)]
 Tenant = Annotated[str, Depends(tenant)]
 
@@ -76,7 +77,8 @@ async def query_get(request: Request, c: Deps, tenant_id: Tenant) -> Response:
     return await _run(c, tenant_id, query_params(request), "query")
 
 
-@router.post("/api/v1/query", summary="The same query, parameters as a JSON object")
+@router.post("/api/v1/query", summary="The same query, parameters as a JSON object",
+             dependencies=[require("metrics:read", audit=False)])
 async def query_post(request: Request, c: Deps, tenant_id: Tenant) -> Response:
     check_content_type(request, ("application/json",), missing_ok=False)
     try:

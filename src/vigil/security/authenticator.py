@@ -1,0 +1,46 @@
+"""Credential -> ``Principal``: the one entry point the HTTP and WebSocket layers call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from vigil.core.errors import Unauthorized
+from vigil.security import apikeys
+from vigil.security.scopes import ALL_SCOPES, Principal
+from vigil.security.tokens import TokenVerifier
+from vigil.storage.security_store import SecurityStore
+
+
+class Authenticator:
+    """``enabled`` is False only in open mode (no JWT key material and no API key, bound
+    to loopback): then every request is the superadmin of ``default_tenant``."""
+
+    def __init__(self, store: SecurityStore, verifier: TokenVerifier | None,
+                 default_tenant: str, now_ms: Callable[[], int]) -> None:
+        self.store = store
+        self.verifier = verifier
+        self.default_tenant = default_tenant
+        self._now_ms = now_ms
+        self.enabled = verifier is not None or store.has_keys()
+
+    def open_principal(self) -> Principal:
+        return Principal("local", self.default_tenant, "superadmin", ALL_SCOPES, "open")
+
+    def authenticate(self, authorization: str | None, api_key: str | None = None) -> Principal:
+        """From an ``Authorization`` header (``Bearer <jwt or key>``, ``Token <key>``) or
+        an ``X-API-Key`` header. Blocking (a key is looked up in the store)."""
+        if not self.enabled:
+            return self.open_principal()
+        credential = api_key
+        if authorization:
+            scheme, _, value = authorization.strip().partition(" ")
+            if scheme.lower() not in ("bearer", "token") or not value.strip():
+                raise Unauthorized("Authorization must be 'Bearer <token or API key>'")
+            credential = value.strip()
+        if not credential:
+            raise Unauthorized("credentials required: send Authorization: Bearer <token>")
+        if apikeys.looks_like_key(credential):
+            return apikeys.verify(self.store, credential, self._now_ms())
+        if self.verifier is None:
+            raise Unauthorized("bearer tokens are not accepted here (no JWT key configured)")
+        return self.verifier.verify(credential)
