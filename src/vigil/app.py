@@ -95,7 +95,10 @@ def build_authenticator(settings: Settings, security: SecurityStore) -> Authenti
     jwt_cfg = JwtConfig(settings.jwt_secret, settings.jwt_public_key_file,
                         settings.jwt_jwks_file, settings.jwt_issuer, settings.jwt_audience,
                         settings.jwt_leeway)
-    verifier = TokenVerifier(jwt_cfg) if jwt_cfg.configured else None
+    try:
+        verifier = TokenVerifier(jwt_cfg) if jwt_cfg.configured else None
+    except (OSError, ValueError) as err:  # unreadable or unusable key file
+        raise config.ConfigError(f"cannot load the JWT verification key: {err}") from err
     return Authenticator(security, verifier, settings.default_tenant, now_ms)
 
 

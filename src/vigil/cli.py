@@ -84,10 +84,19 @@ def _serve(settings: Settings, demo: bool) -> None:
     import uvicorn
 
     from vigil.api.server import create_app
+    from vigil.security.exposure import check_exposure
 
     _setup_logging(settings)
     c = _open_components(settings)
     log = logging.getLogger("vigil")
+    try:
+        warning = check_exposure(settings.host, c.auth.enabled)
+    except VigilError as e:
+        c.close()
+        err.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2) from e
+    if warning:
+        log.warning(warning)
     stop = threading.Event()
     if demo:
         from vigil.demo_runner import start_demo
@@ -357,6 +366,9 @@ def _register_analytics() -> None:
 
     app.command("detect")(detect)
     app.command("forecast")(forecast_cmd)
+    from vigil.cli_security import register
+
+    register(app)
 
 
 _register_analytics()
