@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from typing import Any
 
 import orjson
-from fastapi import Depends, Request, WebSocket
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.params import Depends as DependsParam
 from fastapi.routing import APIRoute
-from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 
 from vigil.app import Components
 from vigil.core.errors import Forbidden, RateLimited, Unauthorized
@@ -55,9 +56,11 @@ def require(scope: str, *, audit: bool = True) -> DependsParam:
 
 PUBLIC = DependsParam(ScopeRequirement(None, audit=False))
 _DEFAULT = ScopeRequirement(DEFAULT_SCOPE)
-# Documented in OpenAPI (the lock on /docs); the header is read by ``guard`` itself.
-_bearer = HTTPBearer(auto_error=False, description="JWT or API key (vgl_...)")
-_api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
+_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer",
+               "description": "JWT (HS256/RS256/ES256) or API key (vgl_...)"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
 
 
 def declared(route: object) -> ScopeRequirement:
@@ -79,8 +82,10 @@ def _spend(c: Components, key: str, budget: str) -> None:
         raise RateLimited(budget, wait_s)
 
 
-async def guard(request: Request, _b: object = Depends(_bearer),
-                _k: object = Depends(_api_key)) -> None:
+async def guard(request: HTTPConnection) -> None:
+    if request.scope["type"] != "http":
+        return  # a WebSocket endpoint calls ``authenticate_websocket`` after accepting
+    assert isinstance(request, Request)
     req = declared(request.scope.get("route"))
     request.state.audit = req.audit and request.method not in SAFE_METHODS
     if req.scope is None:
@@ -156,3 +161,43 @@ async def authenticate_websocket(ws: WebSocket, *, timeout_s: float = 10.0) -> P
     except (Unauthorized, Forbidden) as err:
         await ws.close(code=1008, reason=str(err)[:120])
         raise
+
+
+def document(app: FastAPI) -> None:
+    """Add the credential schemes to the OpenAPI document: every operation needs one,
+    except the public ones."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        doc = plain()
+        doc.setdefault("components", {})["securitySchemes"] = _SCHEMES
+        for path_item in doc.get("paths", {}).values():
+            for op in path_item.values():
+                if isinstance(op, dict) and "responses" in op:
+                    op.setdefault("security", [{"bearer": []}, {"apiKey": []}])
+        for route in iter_routes(app):
+            if declared(route).scope is None:
+                for method in route.methods or ():
+                    op = doc["paths"].get(route.path, {}).get(method.lower())
+                    if op is not None:
+                        op["security"] = []
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def iter_routes(app: FastAPI) -> list[APIRoute]:
+    """Every FastAPI route of the app, through included routers."""
+    out: list[APIRoute] = []
+    stack: list[object] = list(app.router.routes)
+    while stack:
+        r = stack.pop(0)
+        if isinstance(r, APIRoute):
+            out.append(r)
+        sub = getattr(r, "original_router", None)
+        if sub is not None:
+            stack.extend(sub.routes)
+    return out

@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI
 
 from vigil import __version__
 from vigil.api import analytics, audit, edge, errors, ingest, keys, ops, query
-from vigil.api.auth import guard
+from vigil.api.auth import document, guard
 from vigil.app import Components
 
 
@@ -33,4 +33,5 @@ def create_app(c: Components, *, close_on_shutdown: bool = True) -> FastAPI:
         app.include_router(module.router)
     app.add_middleware(audit.AuditMiddleware, components=c)
     edge.install(app, c.settings.cors_origins, c.settings.max_body_bytes)
+    document(app)
     return app
