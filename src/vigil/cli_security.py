@@ -6,6 +6,7 @@ Keys are written to the data directory (stop the server first, or use the HTTP A
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Optional
 
 import typer
@@ -80,11 +81,16 @@ def keys_list(tenant: TenantOpt = None, data_dir: DataDirOpt = None,
         keys = c.security.keys(tenant or settings.default_tenant)
     finally:
         c.close()
-    table = Table("id", "name", "role", "scopes", "created_ms", "expires_ms", "revoked_ms")
+    table = Table("name", "role", "scopes", "created", "expires", "revoked")
+    table.add_column("id", no_wrap=True, min_width=12)
     for k in keys:
-        table.add_row(k.id, k.name, k.role, k.scopes or "(role's)", str(k.created_ms),
-                      str(k.expires_ms or "never"), str(k.revoked_ms or ""))
+        table.add_row(k.name, k.role, k.scopes or "(role's)", _day(k.created_ms),
+                      _day(k.expires_ms) or "never", _day(k.revoked_ms), k.id)
     out.print(table)
+
+
+def _day(ms: int | None) -> str:
+    return "" if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
 
 
 @keys_app.command("revoke")

@@ -142,7 +142,7 @@ def test_every_route_declares_a_scope_or_is_public(secure_components: Components
 def test_tenant_comes_from_the_credential(shttp: httpx.Client) -> None:
     assert shttp.post("/api/v1/metrics", json=SAMPLE,
                       headers=bearer("acme", "editor")).status_code == 204
-    names = lambda h: [m["name"] for m in shttp.get("/api/v1/metrics", headers=h).json()["metrics"]]  # noqa: E731,E501
+    names = lambda h: [m["name"] for m in shttp.get("/api/v1/metrics", headers=h).json()["metrics"]]  # noqa: E731
     assert names(bearer("acme", "viewer")) == ["cpu"]
     assert names(bearer("globex", "viewer")) == []
     assert names(bearer("globex", "superadmin")) == []
