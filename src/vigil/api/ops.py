@@ -50,7 +50,7 @@ async def ready(c: Deps) -> Response:
 # Public so a Prometheus scrape needs no credential; it holds counters and latencies of
 # the service, no tenant data. Bind to a private interface if even that is too much.
 @router.get("/metrics", summary="Vigil's own metrics in Prometheus text format",
-            dependencies=[PUBLIC])
+            dependencies=[PUBLIC], responses={200: {"content": {"text/plain": {}}}})
 async def own_metrics(c: Deps) -> Response:
     return Response(generate_latest(c.telemetry.registry), media_type=CONTENT_TYPE_LATEST)
 

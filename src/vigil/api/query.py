@@ -69,7 +69,13 @@ async def _run(c: Components, tenant_id: str, params: Params, endpoint: str) -> 
         "Content-Disposition": f'attachment; filename="{query.name}.{fmt}"'})
 
 
-@router.get("/api/v1/query", openapi_extra={"parameters": QUERY_PARAMS},
+# The export formats (``format=csv|parquet``) in the OpenAPI document, so clients and
+# schema checks know every media type a query can answer with.
+_FORMATS: dict[int | str, dict[str, Any]] = {200: {"content": {
+    MEDIA["csv"].split(";")[0]: {}, MEDIA["parquet"]: {}}}}
+
+
+@router.get("/api/v1/query", openapi_extra={"parameters": QUERY_PARAMS}, responses=_FORMATS,
             summary="Select series, aggregate over time and across series")
 async def query_get(request: Request, c: Deps, tenant_id: Tenant) -> Response:
     """Answer: ``{"tier": "raw|5m|1h|1d", "series": [{"labels", "points": [[ms, v]]}]}``;
@@ -78,7 +84,7 @@ async def query_get(request: Request, c: Deps, tenant_id: Tenant) -> Response:
 
 
 @router.post("/api/v1/query", summary="The same query, parameters as a JSON object",
-             dependencies=[require("metrics:read", audit=False)])
+             dependencies=[require("metrics:read", audit=False)], responses=_FORMATS)
 async def query_post(request: Request, c: Deps, tenant_id: Tenant) -> Response:
     check_content_type(request, ("application/json",), missing_ok=False)
     try:
@@ -115,6 +121,7 @@ async def latest(request: Request, name: str, c: Deps, tenant_id: Tenant) -> Res
 
 @router.get("/api/v1/metrics/{name}/aggregated",
             openapi_extra={"parameters": [p for p in QUERY_PARAMS if p["name"] != "name"]},
+            responses=_FORMATS,
             summary="Aggregated series of one metric (the query API with the name in the path)")
 async def aggregated(request: Request, name: str, c: Deps, tenant_id: Tenant) -> Response:
     params = query_params(request)
