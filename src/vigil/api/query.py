@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import numpy as np
 import orjson
@@ -66,7 +68,15 @@ async def _run(c: Components, tenant_id: str, params: Params, endpoint: str) -> 
         return json_response(result_json(result))
     body = await run_in_threadpool(export, result, str(fmt))
     return Response(body, media_type=MEDIA[str(fmt)], headers={
-        "Content-Disposition": f'attachment; filename="{query.name}.{fmt}"'})
+        "Content-Disposition": _attachment(f"{query.name}.{fmt}")})
+
+
+def _attachment(filename: str) -> str:
+    """RFC 6266 ``Content-Disposition``: an ASCII fallback plus the UTF-8 name (RFC 8187).
+    A metric name may hold any character; headers are latin-1 and ``"`` would end the
+    value (a non-latin-1 name was a 500, found by schemathesis)."""
+    fallback = re.sub(r"[^A-Za-z0-9._-]", "_", filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 # The export formats (``format=csv|parquet``) in the OpenAPI document, so clients and
