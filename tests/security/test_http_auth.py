@@ -245,3 +245,19 @@ def test_secret_is_not_in_settings_repr_or_errors(secure_components: Components)
     with pytest.raises(config.ConfigError) as err:
         config.load(env={"VIGIL_JWT_SECRET": "short-secret-value"})
     assert "short-secret-value" not in str(err.value)
+
+
+def test_first_key_on_an_open_server_turns_auth_on(http: httpx.Client) -> None:
+    assert http.get("/api/v1/metrics").status_code == 200  # open: loopback, nothing set
+    r = http.post("/api/v1/keys", json={"name": "first", "role": "admin"})
+    assert r.status_code == 201
+    key = r.json()["key"]
+    assert http.get("/api/v1/metrics").status_code == 401
+    assert http.get("/api/v1/metrics", headers={"X-API-Key": key}).status_code == 200
+    entries = http.get("/api/v1/audit", headers={"X-API-Key": key}).json()["entries"]
+    assert [(e["actor"], e["route"], e["status"]) for e in entries] == [
+        ("open", "/api/v1/keys", 201)]
+    assert http.delete(f"/api/v1/keys/{r.json()['id']}",
+                       headers={"X-API-Key": key}).status_code == 204
+    # Revoking the last key does not reopen a running server.
+    assert http.get("/api/v1/metrics").status_code == 401

@@ -52,6 +52,7 @@ async def create_key(request: Request, body: NewKeyBody, tenant_id: Tenant) -> R
     new = await run_in_threadpool(
         lambda: apikeys.create(c.security, tenant=tenant_id, name=body.name, role=body.role,
                                now_ms=now, scopes=requested, expires_ms=expires))
+    await run_in_threadpool(c.auth.refresh)
     return json_response({**new.record.public(), "key": new.secret}, status=201)
 
 
@@ -63,8 +64,9 @@ async def list_keys(request: Request, tenant_id: Tenant) -> Response:
 
 @router.delete("/api/v1/keys/{key_id}", status_code=204, summary="Revoke an API key")
 async def revoke_key(request: Request, key_id: str, tenant_id: Tenant) -> Response:
-    done = await run_in_threadpool(_components(request).security.revoke_key, tenant_id,
-                                   key_id, now_ms())
+    c = _components(request)
+    done = await run_in_threadpool(c.security.revoke_key, tenant_id, key_id, now_ms())
+    await run_in_threadpool(c.auth.refresh)
     if not done:
         raise NotFound(f"no live API key {key_id!r} in this tenant")
     return Response(status_code=204)

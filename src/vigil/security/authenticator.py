@@ -21,7 +21,14 @@ class Authenticator:
         self.verifier = verifier
         self.default_tenant = default_tenant
         self._now_ms = now_ms
-        self.enabled = verifier is not None or store.has_keys()
+        self.enabled = False
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read whether any live key exists (after a key is created), so the first key
+        created on an open server turns authentication on at once. Never turns it off:
+        revoking the last key must not open a running server (a restart decides)."""
+        self.enabled = self.enabled or self.verifier is not None or self.store.has_keys()
 
     def open_principal(self) -> Principal:
         return Principal("local", self.default_tenant, "superadmin", ALL_SCOPES, "open")
