@@ -186,8 +186,12 @@ def test_every_mutating_route_is_audited(shttp: httpx.Client,
 def test_refusals_are_audited_and_audit_is_per_tenant(shttp: httpx.Client) -> None:
     assert shttp.post("/api/v1/keys", json={"name": "x", "role": "viewer"},
                       headers=bearer("acme", "viewer")).status_code == 403
+    assert shttp.post("/api/v1/keys", json={"name": "x", "role": "viewer"},
+                      headers={**bearer("acme", "admin"),
+                               "X-Vigil-Tenant": "globex"}).status_code == 403
     acme = shttp.get("/api/v1/audit", headers=bearer("acme", "admin")).json()["entries"]
-    assert [(e["route"], e["status"]) for e in acme] == [("/api/v1/keys", 403)]
+    assert [(e["route"], e["status"], e["role"]) for e in acme] == [
+        ("/api/v1/keys", 403, "admin"), ("/api/v1/keys", 403, "viewer")]
     other = shttp.get("/api/v1/audit", headers=bearer("globex", "admin")).json()
     assert other == {"tenant": "globex", "entries": []}
 
