@@ -62,7 +62,8 @@ def test_api_key_valid_then_revoked(shttp: httpx.Client,
     for h in ({"Authorization": f"Bearer {new.secret}"}, {"X-API-Key": new.secret},
               {"Authorization": f"Token {new.secret}"}):
         assert shttp.post("/api/v1/metrics", json=SAMPLE, headers=h).status_code == 204
-    assert secure_components.security.revoke_key("acme", new.record.id, 1)
+    assert shttp.delete(f"/api/v1/keys/{new.record.id}",
+                        headers=bearer("acme", "admin")).status_code == 204
     r = shttp.get("/api/v1/metrics", headers={"X-API-Key": new.secret})
     assert r.status_code == 401
     assert "revoked" in r.json()["detail"]

@@ -54,8 +54,9 @@ def create(store: SecurityStore, *, tenant: str, name: str, role: str, now_ms: i
     return NewKey(key, record)
 
 
-def verify(store: SecurityStore, key: str, now_ms: int) -> Principal:
-    """The principal of a live key; ``Unauthorized`` naming why not (never the key)."""
+def verify(store: SecurityStore, key: str, now_ms: int) -> tuple[Principal, int | None]:
+    """The principal of a live key and the key's expiry (epoch ms, None = never);
+    ``Unauthorized`` naming why not (never the key)."""
     m = _SHAPE.match(key)
     if m is None:
         raise Unauthorized("API key is malformed")
@@ -70,4 +71,4 @@ def verify(store: SecurityStore, key: str, now_ms: int) -> Principal:
         raise Unauthorized("API key has expired")
     requested = frozenset(record.scopes.split()) if record.scopes else None
     return Principal(record.name, record.tenant, record.role,
-                     scopes_for(record.role, requested), f"key:{record.id}")
+                     scopes_for(record.role, requested), f"key:{record.id}"), record.expires_ms
