@@ -4,9 +4,10 @@ in open mode, with a JWT and with an API key.
 Run: PYTHONPATH=src .venv/bin/python benchmarks/bench_auth.py [--n 3000] [--requests 2000]
 
 Part 1 times ``Authenticator.authenticate`` alone (no HTTP): an HS256 token, an API key
-from the 10 s cache, and the uncached check (DuckDB lookup, sha256, constant-time compare). Part 2 starts the real server on a
-loopback port three times and sends ``--requests`` sequential ``POST /api/v1/metrics`` of
-one sample each over one keep-alive connection; prints requests/s (median of 3 rounds).
+from the 10 s cache, and the uncached check (DuckDB lookup, sha256, constant-time
+compare). Part 2 starts the real server on a loopback port three times and sends
+``--requests`` sequential ``POST /api/v1/metrics`` of one sample each over one keep-alive
+connection; prints requests/s (median of 3 rounds).
 """
 
 from __future__ import annotations
