@@ -204,7 +204,7 @@ def _query_params(match: list[str] | None, start: str | None, end: str | None,
 def _run_query(name: str, params: dict[str, Any], url: str | None, settings: Settings) -> Any:
     """The query result as the JSON document of /api/v1/query."""
     if url:
-        with Client(url) as client:
+        with Client(url, token=settings.client_token or None) as client:
             match = params.pop("match")
             return client.query(name, match=match, **params)
     from vigil.api.responses import result_json
@@ -275,7 +275,7 @@ def export_cmd(
     settings = _settings(config_path, data_dir=data_dir)
     params = _query_params(match, start, end, step, fn, None, None, None)
     if url:
-        with Client(url) as client:
+        with Client(url, token=settings.client_token or None) as client:
             m = params.pop("match")
             data = client.export(name, fmt, match=m, **params)
     else:
@@ -323,7 +323,7 @@ def import_cmd(
     client: Client | None = None
     c: Components | None = None
     if url:
-        client = Client(url)
+        client = Client(url, token=settings.client_token or None)
     else:
         c = _open_components(settings)
     total = 0

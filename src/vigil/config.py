@@ -109,6 +109,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Query and other requests per second per credential and per client address "
             "(0 = off)."),
     Setting("rate_query_burst", 400.0, float, "Query requests allowed in a burst."),
+    Setting("client_token", "", str,
+            "Token or API key the CLI sends with --url (VIGIL_CLIENT_TOKEN); never logged."),
 )
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -153,6 +155,7 @@ class Settings:
     rate_ingest_burst: float
     rate_query_per_s: float
     rate_query_burst: float
+    client_token: str = field(repr=False)
 
     @property
     def data_path(self) -> Path:
@@ -160,7 +163,7 @@ class Settings:
 
 
 _BY_NAME = {s.name: s for s in SETTINGS}
-SECRET_SETTINGS = frozenset({"jwt_secret"})
+SECRET_SETTINGS = frozenset({"jwt_secret", "client_token"})
 assert set(_BY_NAME) == {f.name for f in fields(Settings)}, "BUG: SETTINGS and Settings differ"
 
 

@@ -256,3 +256,18 @@ def test_cli_keys_create_list_revoke(tmp_path: Path) -> None:
 def test_cli_keys_create_errors(tmp_path: Path, args: list[str], message: str) -> None:
     result = CliRunner().invoke(cli, ["keys", "create", *args, "--data-dir", str(tmp_path)])
     assert result.exit_code == 2 and message in result.output
+
+
+def test_cli_url_commands_send_the_client_token(
+        secure_server: Server, shttp: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vigil.client import ClientError
+
+    sample = {"samples": [{"name": "cpu", "value": 2.5}]}
+    assert shttp.post("/api/v1/metrics", json=sample, headers=bearer()).status_code == 204
+    monkeypatch.delenv("VIGIL_CLIENT_TOKEN", raising=False)
+    refused = CliRunner().invoke(cli, ["query", "cpu", "--url", secure_server.url])
+    assert isinstance(refused.exception, ClientError) and refused.exception.status == 401
+    monkeypatch.setenv("VIGIL_CLIENT_TOKEN", bearer(role="viewer")["Authorization"][7:])
+    ok = CliRunner().invoke(cli, ["query", "cpu", "--url", secure_server.url])
+    assert ok.exit_code == 0, ok.output
+    assert "2.5" in ok.output
