@@ -60,13 +60,15 @@ def components(tmp_path: Path) -> Iterator[Components]:
 
 
 class Server:
-    def __init__(self, c: Components) -> None:
+    def __init__(self, c: Components, app: Any = None) -> None:
+        """``app``: an app built by the test (default: ``create_app(c)``)."""
         from vigil.api.server import create_app
 
         self.components = c
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cfg = uvicorn.Config(create_app(c, close_on_shutdown=False), host="127.0.0.1",
+        app = app if app is not None else create_app(c, close_on_shutdown=False)
+        cfg = uvicorn.Config(app, host="127.0.0.1",
                              port=self.port, log_config=None, access_log=False)
         self._server = uvicorn.Server(cfg)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

@@ -32,9 +32,13 @@ from vigil.ingest.limits import Limits
 from vigil.pipeline import Pipeline
 from vigil.query.engine import QueryEngine, QueryResult
 from vigil.query.model import Query
+from vigil.security.authenticator import Authenticator
+from vigil.security.ratelimit import Budget, RateLimiter, TokenBuckets
+from vigil.security.tokens import JwtConfig, TokenVerifier
 from vigil.storage.alert_store import DuckDBAlertStore
 from vigil.storage.duckdb_store import DuckDBStore
 from vigil.storage.maintenance import Maintenance, Schedule
+from vigil.storage.security_store import SecurityStore
 from vigil.storage.store import Tier
 from vigil.storage.task_store import TaskStore
 from vigil.tasks import instrument
@@ -75,6 +79,9 @@ class Components:
     dispatcher: Dispatcher
     senders: ChannelSenders
     tasks: TaskService
+    security: SecurityStore
+    auth: Authenticator
+    rate_limiter: RateLimiter
 
     def close(self) -> None:
         """Stop maintenance, flush every queued write, stop alerting, checkpoint."""
@@ -103,6 +110,8 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
         maintenance.start()
     limits = Limits(settings.max_labels, settings.max_name_length,
                     settings.max_label_value_length)
+    security = SecurityStore(store.connection())
+    auth = build_authenticator(settings, security)
     engine = QueryEngine(store)
     bus = LocalBus()
     alerting, dispatcher, senders = _alerting(settings, store, engine, bus)
@@ -121,7 +130,8 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
         alerting.start()
         dispatcher.start()
     return Components(settings, store, telemetry, pipeline, engine, maintenance, limits, bus,
-                      alerting, dispatcher, senders, build_tasks(settings, store, telemetry))
+                      alerting, dispatcher, senders, build_tasks(settings, store, telemetry),
+                      security, auth, build_rate_limiter(settings))
 
 
 def _alerting(settings: Settings, store: DuckDBStore, engine: QueryEngine, bus: LocalBus
@@ -175,6 +185,24 @@ def build_tasks(settings: Settings, store: DuckDBStore, telemetry: Telemetry) ->
     limits = TaskLimits(settings.tasks_max_period_hours, settings.tasks_max_results,
                         retention_ms=retention_ms(settings)["raw"])
     return TaskService(TaskStore(store), cache, limits, on_cache=telemetry.task_cache)
+
+
+def build_authenticator(settings: Settings, security: SecurityStore) -> Authenticator:
+    jwt_cfg = JwtConfig(settings.jwt_secret, settings.jwt_public_key_file,
+                        settings.jwt_jwks_file, settings.jwt_issuer, settings.jwt_audience,
+                        settings.jwt_leeway)
+    try:
+        verifier = TokenVerifier(jwt_cfg) if jwt_cfg.configured else None
+    except (OSError, ValueError) as err:  # unreadable or unusable key file
+        raise config.ConfigError(f"cannot load the JWT verification key: {err}") from err
+    return Authenticator(security, verifier, settings.default_tenant, now_ms)
+
+
+def build_rate_limiter(settings: Settings) -> RateLimiter:
+    return TokenBuckets({
+        "ingest": Budget(settings.rate_ingest_per_s, settings.rate_ingest_burst),
+        "query": Budget(settings.rate_query_per_s, settings.rate_query_burst),
+    })
 
 
 class Vigil:

@@ -84,10 +84,19 @@ def _serve(settings: Settings, demo: bool) -> None:
     import uvicorn
 
     from vigil.api.server import create_app
+    from vigil.security.exposure import check_exposure
 
     _setup_logging(settings)
     c = _open_components(settings)
     log = logging.getLogger("vigil")
+    try:
+        warning = check_exposure(settings.host, c.auth.enabled)
+    except VigilError as e:
+        c.close()
+        err.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2) from e
+    if warning:
+        log.warning(warning)
     stop = threading.Event()
     if demo:
         from vigil.demo_runner import start_demo
@@ -202,7 +211,7 @@ def _query_params(match: list[str] | None, start: str | None, end: str | None,
 def _run_query(name: str, params: dict[str, Any], url: str | None, settings: Settings) -> Any:
     """The query result as the JSON document of /api/v1/query."""
     if url:
-        with Client(url) as client:
+        with Client(url, token=settings.client_token or None) as client:
             match = params.pop("match")
             return client.query(name, match=match, **params)
     from vigil.api.responses import result_json
@@ -273,7 +282,7 @@ def export_cmd(
     settings = _settings(config_path, data_dir=data_dir)
     params = _query_params(match, start, end, step, fn, None, None, None)
     if url:
-        with Client(url) as client:
+        with Client(url, token=settings.client_token or None) as client:
             m = params.pop("match")
             data = client.export(name, fmt, match=m, **params)
     else:
@@ -321,7 +330,7 @@ def import_cmd(
     client: Client | None = None
     c: Components | None = None
     if url:
-        client = Client(url)
+        client = Client(url, token=settings.client_token or None)
     else:
         c = _open_components(settings)
     total = 0
@@ -357,18 +366,20 @@ def import_cmd(
     out.print(f"imported {file}" + (f": {total:,} samples" if total else ""))
 
 
-def _register_analytics() -> None:
+def _register_commands() -> None:
     # Their own modules keep this one short; imported here so `vigil --help` lists them.
     from vigil.cli_detect import detect
     from vigil.cli_forecast import forecast_cmd
     from vigil.cli_rules import rules_app
+    from vigil.cli_security import register
 
     app.command("detect")(detect)
     app.command("forecast")(forecast_cmd)
     app.add_typer(rules_app, name="rules")
+    register(app)
 
 
-_register_analytics()
+_register_commands()
 
 
 def main() -> None:

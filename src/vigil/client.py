@@ -25,9 +25,13 @@ class Client:
     Every refusal raises ``ClientError`` with the server's problem body."""
 
     def __init__(self, url: str = "http://127.0.0.1:9470", *, timeout_s: float = 30.0,
-                 headers: Mapping[str, str] | None = None) -> None:
+                 headers: Mapping[str, str] | None = None, token: str | None = None) -> None:
+        """``token``: a bearer token or API key, sent as ``Authorization: Bearer``."""
+        all_headers = dict(headers or {})
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout_s,
-                                  headers=dict(headers or {}))
+                                  headers=all_headers)
 
     def _check(self, r: httpx.Response) -> httpx.Response:
         if r.status_code >= 400:

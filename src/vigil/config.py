@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,13 @@ def _choice(*options: str) -> Callable[[Any], str]:
         return str(v)
 
     return parse
+
+
+def _secret(v: Any) -> str:
+    # The message names the rule, never the value (it is a secret).
+    if v and len(str(v)) < 32:
+        raise ValueError("must be at least 32 characters (e.g. openssl rand -hex 32)")
+    return str(v)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +106,28 @@ SETTINGS: tuple[Setting, ...] = (
             "Longest bottleneck analysis period, in hours; longer gets 400."),
     Setting("tasks_max_results", 50, _int,
             "Most rows per list of a bottleneck report (the limit parameter's maximum)."),
+    Setting("jwt_secret", "", _secret,
+            "HS256 secret that bearer tokens are signed with (at least 32 characters); "
+            "never logged."),
+    Setting("jwt_public_key_file", "", str,
+            "PEM public key (RSA: RS256, EC P-256: ES256) that verifies bearer tokens."),
+    Setting("jwt_jwks_file", "", str,
+            "JSON Web Key Set file that verifies RS256/ES256 tokens (key chosen by kid)."),
+    Setting("jwt_issuer", "", str, "Required iss claim of bearer tokens (empty = not checked)."),
+    Setting("jwt_audience", "", str,
+            "Required aud claim of bearer tokens (empty = not checked)."),
+    Setting("jwt_leeway", 0.0, _duration_s, "Clock skew allowed on exp and nbf."),
+    Setting("cors_origins", "", str,
+            "Comma-separated origins browsers may call the API from (empty = none)."),
+    Setting("rate_ingest_per_s", 1000.0, float,
+            "Ingest requests per second per credential and per client address (0 = off)."),
+    Setting("rate_ingest_burst", 2000.0, float, "Ingest requests allowed in a burst."),
+    Setting("rate_query_per_s", 200.0, float,
+            "Query and other requests per second per credential and per client address "
+            "(0 = off)."),
+    Setting("rate_query_burst", 400.0, float, "Query requests allowed in a burst."),
+    Setting("client_token", "", str,
+            "Token or API key the CLI sends with --url (VIGIL_CLIENT_TOKEN); never logged."),
 )
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -139,6 +168,18 @@ class Settings:
     tasks_bottlenecks_cache_ttl: float
     tasks_max_period_hours: int
     tasks_max_results: int
+    jwt_secret: str = field(repr=False)
+    jwt_public_key_file: str
+    jwt_jwks_file: str
+    jwt_issuer: str
+    jwt_audience: str
+    jwt_leeway: float
+    cors_origins: str
+    rate_ingest_per_s: float
+    rate_ingest_burst: float
+    rate_query_per_s: float
+    rate_query_burst: float
+    client_token: str = field(repr=False)
 
     @property
     def data_path(self) -> Path:
@@ -146,6 +187,7 @@ class Settings:
 
 
 _BY_NAME = {s.name: s for s in SETTINGS}
+SECRET_SETTINGS = frozenset({"jwt_secret", "client_token"})
 assert set(_BY_NAME) == {f.name for f in fields(Settings)}, "BUG: SETTINGS and Settings differ"
 
 
@@ -156,7 +198,8 @@ def _parse(name: str, value: Any) -> Any:
     try:
         return setting.parse(value)
     except (ValueError, TypeError, VigilError) as err:
-        raise ConfigError(f"bad value {value!r} for setting {name!r}: {err}") from err
+        shown = "(hidden)" if name in SECRET_SETTINGS else repr(value)
+        raise ConfigError(f"bad value {shown} for setting {name!r}: {err}") from err
 
 
 def load(

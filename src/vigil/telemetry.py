@@ -37,6 +37,11 @@ class Telemetry:
         self.task_cache_misses = Counter(
             "vigil_task_cache_misses", "Task reports computed (not in the cache)", ["report"],
             registry=r)
+        self.auth_failures = Counter(
+            "vigil_auth_failures", "Requests refused for a missing or invalid credential",
+            registry=r)
+        self.rate_limited = Counter(
+            "vigil_rate_limited", "Requests refused by a rate limit", ["budget"], registry=r)
 
     def task_cache(self, report: str, hit: bool) -> None:
         (self.task_cache_hits if hit else self.task_cache_misses).labels(report).inc()

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from vigil import analysis
+from vigil.api.auth import require
 from vigil.api.deps import components, tenant
 from vigil.api.query import QUERY_PARAMS, query_params
 from vigil.api.responses import json_response
@@ -20,7 +21,8 @@ from vigil.core.timeutil import now_ms, parse_time_ms
 from vigil.query.engine import QueryResult
 from vigil.query.model import Query
 
-router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
+router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"],
+                   dependencies=[require("analytics:read")])
 Deps = Annotated[Components, Depends(components)]
 Tenant = Annotated[str, Depends(tenant)]
 

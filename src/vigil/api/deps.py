@@ -8,6 +8,7 @@ from fastapi import Request
 
 from vigil.app import Components
 from vigil.core.errors import InvalidInput, PayloadTooLarge, Problem, UnsupportedMediaType
+from vigil.security.scopes import Principal
 
 
 def components(request: Request) -> Components:
@@ -15,10 +16,18 @@ def components(request: Request) -> Components:
     return c
 
 
+def principal(request: Request) -> Principal:
+    """Who is asking (``api.auth.guard`` verified it)."""
+    p: Principal | None = getattr(request.state, "principal", None)
+    if p is None:
+        raise AssertionError("BUG: principal asked for on a public route")
+    return p
+
+
 def tenant(request: Request) -> str:
-    """The tenant of the request. Until credentials exist (security issue) every request
-    belongs to the configured default tenant; it never comes from the body."""
-    return components(request).settings.default_tenant
+    """The tenant of the request: the verified credential's (``api.auth.guard``), or the
+    one a superadmin named; never the body. Open mode: the default tenant."""
+    return principal(request).tenant
 
 
 def check_content_type(request: Request, allowed: tuple[str, ...], missing_ok: bool) -> None:

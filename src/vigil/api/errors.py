@@ -6,6 +6,7 @@ Bodies follow RFC 9457 (problem+json) with an ``errors`` list naming line/field/
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,12 +17,15 @@ from vigil.api.responses import json_response
 from vigil.config import ConfigError
 from vigil.core.errors import (
     Conflict,
+    Forbidden,
     InvalidInput,
     NotFound,
     PayloadTooLarge,
     Problem,
+    RateLimited,
     SeriesLimitExceeded,
     StoreUnavailable,
+    Unauthorized,
     UnsupportedMediaType,
     VigilError,
 )
@@ -37,6 +41,9 @@ _STATUS: tuple[tuple[type[VigilError], int, str], ...] = (
     (UnsupportedMediaType, 415, "unsupported-media-type"),
     (SeriesLimitExceeded, 422, "series-limit"),
     (StoreUnavailable, 503, "store-unavailable"),
+    (Unauthorized, 401, "unauthorized"),
+    (Forbidden, 403, "forbidden"),
+    (RateLimited, 429, "rate-limited"),
 )
 
 
@@ -52,7 +59,12 @@ def _vigil_error(_: Request, exc: Exception) -> Response:
     for cls, status, kind in _STATUS:
         if isinstance(exc, cls):
             errors = exc.problems if isinstance(exc, InvalidInput) else None
-            return problem(status, kind, str(exc), errors)
+            response = problem(status, kind, str(exc), errors)
+            if isinstance(exc, Unauthorized):
+                response.headers["WWW-Authenticate"] = 'Bearer realm="vigil"'
+            elif isinstance(exc, RateLimited):
+                response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+            return response
     log.error("unmapped error", exc_info=exc)
     return problem(500, "internal", "internal error")
 

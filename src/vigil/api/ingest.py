@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from vigil.api.auth import require
 from vigil.api.deps import check_content_type, components, read_body, tenant
 from vigil.app import Components
 from vigil.core.errors import InvalidInput, Problem
@@ -16,7 +17,8 @@ from vigil.core.timeutil import now_ms
 from vigil.ingest.json_samples import parse_document
 from vigil.ingest.line_protocol import Precision, parse_line_protocol
 
-router = APIRouter(tags=["ingest"])
+# Samples are data, not changes: counted in /metrics, not written to the audit log.
+router = APIRouter(tags=["ingest"], dependencies=[require("metrics:write", audit=False)])
 
 # What Telegraf and curl --data-binary send; InfluxDB itself ignores the header.
 _LINE_PROTOCOL_TYPES = ("text/plain", "application/octet-stream",

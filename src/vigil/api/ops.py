@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from vigil import __version__
+from vigil.api.auth import PUBLIC, require
 from vigil.api.deps import components
 from vigil.api.errors import problem
 from vigil.api.responses import json_response
@@ -19,17 +20,18 @@ from vigil.core.errors import InvalidInput, Problem, VigilError
 from vigil.core.timeutil import now_ms, parse_time_ms
 from vigil.storage.migrations import LATEST
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], dependencies=[require("admin")])
 Deps = Annotated[Components, Depends(components)]
 _STARTED = time.time()
 
 
-@router.get("/health", summary="Liveness: the process answers")
+@router.get("/health", summary="Liveness: the process answers", dependencies=[PUBLIC])
 async def health() -> Response:
     return json_response({"status": "ok"})
 
 
-@router.get("/ready", summary="Readiness: storage writable and migrations current")
+@router.get("/ready", summary="Readiness: storage writable and migrations current",
+            dependencies=[PUBLIC])
 async def ready(c: Deps) -> Response:
     checks: dict[str, str] = {}
     try:
@@ -45,7 +47,10 @@ async def ready(c: Deps) -> Response:
                                               if v != "ok"))
 
 
-@router.get("/metrics", summary="Vigil's own metrics in Prometheus text format")
+# Public so a Prometheus scrape needs no credential; it holds counters and latencies of
+# the service, no tenant data. Bind to a private interface if even that is too much.
+@router.get("/metrics", summary="Vigil's own metrics in Prometheus text format",
+            dependencies=[PUBLIC], responses={200: {"content": {"text/plain": {}}}})
 async def own_metrics(c: Deps) -> Response:
     return Response(generate_latest(c.telemetry.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -70,7 +75,8 @@ async def rollup_status(c: Deps) -> Response:
     return json_response(await run_in_threadpool(c.store.rollup_status))
 
 
-@router.post("/api/v1/rollups/trigger",
+# Rebuilds rollups of every tenant: a superadmin operation.
+@router.post("/api/v1/rollups/trigger", dependencies=[require("superadmin")],
              summary="Roll up stale buckets now; with start/end, rebuild that range from raw")
 async def rollup_trigger(c: Deps, start: str | None = None, end: str | None = None) -> Response:
     marked = 0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import numpy as np
 import orjson
@@ -11,6 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from vigil.api.auth import require
 from vigil.api.deps import check_content_type, components, tenant
 from vigil.api.responses import MEDIA, export, json_response, result_json
 from vigil.app import Components
@@ -19,7 +22,7 @@ from vigil.core.matchers import Matcher
 from vigil.core.timeutil import now_ms
 from vigil.query.model import Params, Query
 
-router = APIRouter(tags=["query"])
+router = APIRouter(tags=["query"], dependencies=[require("metrics:read")])
 Deps = Annotated[Components, Depends(components)]
 Tenant = Annotated[str, Depends(tenant)]
 
@@ -65,10 +68,24 @@ async def _run(c: Components, tenant_id: str, params: Params, endpoint: str) -> 
         return json_response(result_json(result))
     body = await run_in_threadpool(export, result, str(fmt))
     return Response(body, media_type=MEDIA[str(fmt)], headers={
-        "Content-Disposition": f'attachment; filename="{query.name}.{fmt}"'})
+        "Content-Disposition": _attachment(f"{query.name}.{fmt}")})
 
 
-@router.get("/api/v1/query", openapi_extra={"parameters": QUERY_PARAMS},
+def _attachment(filename: str) -> str:
+    """RFC 6266 ``Content-Disposition``: an ASCII fallback plus the UTF-8 name (RFC 8187).
+    A metric name may hold any character; headers are latin-1 and ``"`` would end the
+    value (a non-latin-1 name was a 500, found by schemathesis)."""
+    fallback = re.sub(r"[^A-Za-z0-9._-]", "_", filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+# The export formats (``format=csv|parquet``) in the OpenAPI document, so clients and
+# schema checks know every media type a query can answer with.
+_FORMATS: dict[int | str, dict[str, Any]] = {200: {"content": {
+    MEDIA["csv"].split(";")[0]: {}, MEDIA["parquet"]: {}}}}
+
+
+@router.get("/api/v1/query", openapi_extra={"parameters": QUERY_PARAMS}, responses=_FORMATS,
             summary="Select series, aggregate over time and across series")
 async def query_get(request: Request, c: Deps, tenant_id: Tenant) -> Response:
     """Answer: ``{"tier": "raw|5m|1h|1d", "series": [{"labels", "points": [[ms, v]]}]}``;
@@ -76,7 +93,8 @@ async def query_get(request: Request, c: Deps, tenant_id: Tenant) -> Response:
     return await _run(c, tenant_id, query_params(request), "query")
 
 
-@router.post("/api/v1/query", summary="The same query, parameters as a JSON object")
+@router.post("/api/v1/query", summary="The same query, parameters as a JSON object",
+             dependencies=[require("metrics:read", audit=False)], responses=_FORMATS)
 async def query_post(request: Request, c: Deps, tenant_id: Tenant) -> Response:
     check_content_type(request, ("application/json",), missing_ok=False)
     try:
@@ -113,6 +131,7 @@ async def latest(request: Request, name: str, c: Deps, tenant_id: Tenant) -> Res
 
 @router.get("/api/v1/metrics/{name}/aggregated",
             openapi_extra={"parameters": [p for p in QUERY_PARAMS if p["name"] != "name"]},
+            responses=_FORMATS,
             summary="Aggregated series of one metric (the query API with the name in the path)")
 async def aggregated(request: Request, name: str, c: Deps, tenant_id: Tenant) -> Response:
     params = query_params(request)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from vigil import __version__
-from vigil.api import alerting, analytics, errors, ingest, ops, query, tasks
+from vigil.api import alerting, analytics, audit, edge, errors, ingest, keys, ops, query, tasks
+from vigil.api.auth import document, guard
 from vigil.app import Components
 
 
@@ -22,9 +23,13 @@ def create_app(c: Components, *, close_on_shutdown: bool = True) -> FastAPI:
     app = FastAPI(
         title="Vigil", version=__version__, lifespan=lifespan,
         description="Real-time analytics and monitoring: ingest, rollups, query.",
+        dependencies=[Depends(guard)],  # every route authenticated unless declared PUBLIC
     )
     app.state.components = c
     errors.install(app)
-    for module in (ingest, query, analytics, tasks, alerting, ops):
+    for module in (ingest, query, analytics, tasks, alerting, audit, keys, ops):
         app.include_router(module.router)
+    app.add_middleware(audit.AuditMiddleware, components=c)
+    edge.install(app, c.settings.cors_origins, c.settings.max_body_bytes)
+    document(app)
     return app

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from vigil.api.auth import require
 from vigil.api.deps import check_content_type, components, read_body, tenant
 from vigil.app import Components
 from vigil.core.errors import InvalidInput, Problem
@@ -21,7 +22,7 @@ from vigil.storage.task_store import TaskScope
 from vigil.tasks.cache import Entry
 from vigil.tasks.service import scope_of
 
-router = APIRouter(tags=["workflow analytics"])
+router = APIRouter(tags=["workflow analytics"], dependencies=[require("tasks:read")])
 Deps = Annotated[Components, Depends(components)]
 Tenant = Annotated[str, Depends(tenant)]
 
@@ -50,7 +51,8 @@ _REPORT_PARAMS = [*_SCOPE_PARAMS, *(
         ("limit", "rows per list (default 10, at most tasks_max_results)")))]
 
 
-@router.post("/api/v1/tasks/events", status_code=204, openapi_extra=_BODY,
+@router.post("/api/v1/tasks/events", status_code=204,
+             dependencies=[require("tasks:write", audit=False)], openapi_extra=_BODY,
              summary="Record task executions with their steps")
 async def write_events(request: Request, c: Deps, tenant_id: Tenant) -> Response:
     """The batch is atomic: committed whole before the 204, or rejected whole with a 400

@@ -78,3 +78,25 @@ class Conflict(VigilError):
 
 class StoreUnavailable(VigilError):
     """The store is closed or failing; the write was not acknowledged."""
+
+
+class Unauthorized(VigilError):
+    """No credential, or one that is malformed, expired, revoked or wrongly signed. The
+    message says which, never echoing the credential."""
+
+
+class Forbidden(VigilError):
+    """A valid credential that lacks the scope (or the tenant) the request needs."""
+
+    def __init__(self, message: str, scope: str | None = None) -> None:
+        self.scope = scope
+        super().__init__(message)
+
+
+class RateLimited(VigilError):
+    """A token bucket is empty; ``retry_after_s`` is when the next request would pass."""
+
+    def __init__(self, budget: str, retry_after_s: float) -> None:
+        self.budget, self.retry_after_s = budget, retry_after_s
+        super().__init__(f"rate limit of the {budget} budget exceeded; retry after "
+                         f"{retry_after_s:.3g} s")

@@ -197,7 +197,8 @@ class DuckDBStore:
                       i.category, now) for tenant, i in new_rows],
                 )
             con.from_arrow(table).insert_into("samples")
-            con.execute(rollups.dirty_rows_sql(touched))
+            if len(ts):  # an empty batch (e.g. {"samples": []}) touches no bucket
+                con.execute(rollups.dirty_rows_sql(touched))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -460,6 +461,8 @@ class DuckDBStore:
             return 0
         starts = starts[(starts + w > row[0]) & (starts <= row[1])]
         marks = DirtyBuckets.touched(starts)
+        if not len(starts):
+            return 0
         with self._maint_lock:
             self._maint.execute(rollups.dirty_rows_sql(marks))
             self.dirty.mark(dict(marks))

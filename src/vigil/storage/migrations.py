@@ -105,6 +105,29 @@ MIGRATIONS: tuple[Migration, ...] = (
             "DROP TABLE task_runs",
         ),
     ),
+    Migration(
+        4,
+        "API keys (hashed) and the append-only audit log",
+        (
+            # ``id`` is the public prefix of the key, used for lookup; only the sha256 of
+            # the whole key is kept. ``scopes``: space-separated, "" = all of the role's.
+            """CREATE TABLE api_keys (
+                id VARCHAR PRIMARY KEY, tenant VARCHAR NOT NULL, name VARCHAR NOT NULL,
+                role VARCHAR NOT NULL, scopes VARCHAR NOT NULL, key_hash VARCHAR NOT NULL,
+                created_ms BIGINT NOT NULL, expires_ms BIGINT, revoked_ms BIGINT)""",
+            "CREATE SEQUENCE audit_seq",
+            """CREATE TABLE audit_log (
+                id BIGINT PRIMARY KEY DEFAULT nextval('audit_seq'), ts_ms BIGINT NOT NULL,
+                tenant VARCHAR NOT NULL, actor VARCHAR NOT NULL, role VARCHAR NOT NULL,
+                action VARCHAR NOT NULL, route VARCHAR NOT NULL, target VARCHAR NOT NULL,
+                status INTEGER NOT NULL, client VARCHAR NOT NULL, detail VARCHAR NOT NULL)""",
+        ),
+        (
+            "DROP TABLE audit_log",
+            "DROP SEQUENCE audit_seq",
+            "DROP TABLE api_keys",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version
