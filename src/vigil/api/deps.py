@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import zlib
+from typing import Any
 
+import orjson
 from fastapi import Request
 
 from vigil.app import Components
@@ -40,6 +42,18 @@ def check_content_type(request: Request, allowed: tuple[str, ...], missing_ok: b
     if media not in allowed and not (media.endswith("+json") and "application/json" in allowed):
         raise UnsupportedMediaType(
             f"Content-Type {media!r} is not accepted here; send {' or '.join(allowed)}")
+
+
+async def read_json(request: Request, c: Components, protocol: str) -> Any:
+    """A JSON body (``application/json``, gzip allowed, within ``max_body_bytes``); bad
+    JSON is a 400 on ``body`` and counted as a rejected batch of ``protocol``."""
+    check_content_type(request, ("application/json",), missing_ok=False)
+    body = await read_body(request, c.settings.max_body_bytes)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as err:
+        c.telemetry.batches_rejected.labels(protocol, "invalid").inc()
+        raise InvalidInput(Problem(f"body is not valid JSON: {err}", field="body")) from err
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:

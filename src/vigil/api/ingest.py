@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from vigil.api.auth import require
-from vigil.api.deps import check_content_type, components, read_body, tenant
+from vigil.api.deps import check_content_type, components, read_body, read_json, tenant
 from vigil.app import Components
-from vigil.core.errors import InvalidInput, Problem
+from vigil.core.errors import InvalidInput
 from vigil.core.timeutil import now_ms
 from vigil.ingest.json_samples import parse_document
 from vigil.ingest.line_protocol import Precision, parse_line_protocol
@@ -93,13 +92,7 @@ async def write_json(
     c: Annotated[Components, Depends(components)],
     tenant_id: Annotated[str, Depends(tenant)],
 ) -> Response:
-    check_content_type(request, ("application/json",), missing_ok=False)
-    body = await read_body(request, c.settings.max_body_bytes)
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as err:
-        c.telemetry.batches_rejected.labels("json", "invalid").inc()
-        raise InvalidInput(Problem(f"body is not valid JSON: {err}", field="body")) from err
+    doc = await read_json(request, c, "json")
     try:
         batch = parse_document(doc, limits=c.limits, now_ms=now_ms())
     except InvalidInput:

@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from vigil.api.auth import require
-from vigil.api.deps import check_content_type, components, read_body, tenant
+from vigil.api.deps import components, read_json, tenant
 from vigil.app import Components
 from vigil.core.errors import InvalidInput, Problem
 from vigil.storage.task_store import TaskScope
@@ -57,13 +56,7 @@ _REPORT_PARAMS = [*_SCOPE_PARAMS, *(
 async def write_events(request: Request, c: Deps, tenant_id: Tenant) -> Response:
     """The batch is atomic: committed whole before the 204, or rejected whole with a 400
     naming ``tasks[i].field``."""
-    check_content_type(request, ("application/json",), missing_ok=False)
-    body = await read_body(request, c.settings.max_body_bytes)
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as err:
-        c.telemetry.batches_rejected.labels("tasks", "invalid").inc()
-        raise InvalidInput(Problem(f"body is not valid JSON: {err}", field="body")) from err
+    doc = await read_json(request, c, "tasks")
     if not isinstance(doc, dict) or not isinstance(doc.get("tasks"), list) or set(doc) != {
             "tasks"}:
         raise InvalidInput(Problem('expected an object {"tasks": [...]}', field="tasks"))
