@@ -48,6 +48,7 @@ class Rig:
         svc.append(self.svc)
 
     def close(self) -> None:
+        self.svc.close()
         self.dispatcher.close()
         self.senders.close()
         self.store.close()
@@ -401,6 +402,7 @@ def test_a_full_queue_skips_evaluation_and_counts_it(tmp_path: Path) -> None:
         for _ in range(3):
             small.offer(TENANT, batch)
         assert small.stats.batches_dropped == 2 and small.queue_depth == 1
+        small.close()
     finally:
         r.close()
         http.close()

@@ -22,9 +22,9 @@ def alerts(tmp_path: Path) -> Iterator[DuckDBAlertStore]:
     store = DuckDBStore(tmp_path / "s.duckdb")
     s = DuckDBAlertStore(store.connection())
     s.put("a", "rule", "r1", {"id": "r1"})
-    s.put_alert("a", alert("x"))
-    s.append_event("a", "history", "x", 5, {"event": "triggered"})
+    s.submit("a", [alert("x")], [("history", "x", 5, {"event": "triggered"})]).result()
     yield s
+    s.close()
     store.close()
 
 
@@ -35,7 +35,8 @@ def test_documents_replace_and_delete(alerts: DuckDBAlertStore) -> None:
 
 
 def test_alert_filters_and_order(alerts: DuckDBAlertStore) -> None:
-    alerts.put_alert("a", alert("y", "resolved", updated=9))
+    alerts.submit("a", [alert("y", "triggered", updated=8), alert("y", "resolved", updated=9)],
+                  []).result()  # the later version of y stays
     assert [d["id"] for d in alerts.alerts("a")] == ["y", "x"]
     assert [d["id"] for d in alerts.alerts("a", active=True)] == ["x"]
     assert [d["id"] for d in alerts.alerts("a", since_ms=5)] == ["y"]
@@ -56,7 +57,7 @@ def test_another_tenant_sees_and_changes_nothing(alerts: DuckDBAlertStore) -> No
     assert not alerts.delete("b", "rule", "r1")
     assert alerts.alerts("b") == [] and alerts.alert("b", "x") is None
     assert alerts.events("b", "history", "x") == [] and alerts.events("b", "history") == []
-    alerts.put_alert("b", alert("x", "resolved"))  # same id, other tenant
+    alerts.submit("b", [alert("x", "resolved")], []).result()  # same id, other tenant
     alerts.put("b", "rule", "r1", {"id": "r1", "tenant": "b"})
     assert alerts.alert("a", "x") == alert("x")
     assert alerts.docs("a", "rule") == [{"id": "r1"}]

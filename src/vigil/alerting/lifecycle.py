@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
@@ -36,9 +37,17 @@ class StateStore(Protocol):
 
     def docs(self, tenant: str, kind: str) -> list[Doc]: ...
 
-    def put_alert(self, tenant: str, doc: Doc) -> None: ...
+    def submit(self, tenant: str, alerts: list[Doc],
+               events: list[tuple[str, str, int, Doc]]) -> Future[int]:
+        """Alert documents (each replacing the stored one by id) and events (kind, ref,
+        ts_ms, doc), committed together after everything submitted before."""
+        ...
 
     def alert(self, tenant: str, alert_id: str) -> Doc | None: ...
+
+    def close(self) -> None:
+        """Commit what ``submit`` queued."""
+        ...
 
     def alerts(self, tenant: str, *, state: str | None = None, severity: str | None = None,
                rule: str | None = None, since_ms: int | None = None, active: bool = False,

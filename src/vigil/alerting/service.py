@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,7 @@ class AlertingService:
         self._tick_ms = tick_ms
         self._queue: queue.Queue[tuple[str, SampleBatch] | None] = queue.Queue(queue_batches)
         self._lock = threading.RLock()
+        self._last_write: Future[int] | None = None
         self._tenants: dict[str, TenantAlerting] = {}
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
@@ -124,6 +126,10 @@ class AlertingService:
             self._queue.put_nowait(None)
         for th in self._threads:
             th.join(10)
+        with self._lock:
+            for t in self._tenants.values():
+                self._persist(t)
+        self._state.close()  # commits what is queued
 
     # ------------------------------------------------------------------ stream
     def offer(self, tenant: str, batch: SampleBatch) -> None:
@@ -165,6 +171,7 @@ class AlertingService:
             transitions = t.evaluator.observe(batch, now)
             t.apply(transitions, now)
             t.flush(now)
+            self._persist(t)
         self.stats.batches_evaluated += 1
         self.stats.evaluation_seconds += time.perf_counter() - t0
 
@@ -176,6 +183,7 @@ class AlertingService:
                 t.apply(t.evaluator.tick(now), now)
                 t.escalate(now)
                 t.flush(now)
+                self._persist(t)
 
     def _run_forecasts(self) -> None:
         while not self._stop.wait(self._tick_ms / 1000):
@@ -210,6 +218,20 @@ class AlertingService:
                 t.forecast_due[rule.id] = now + c.every_ms
                 t.apply(t.evaluator.set_values(rule.id, probs, now), now)
                 t.flush(now)
+                self._persist(t)
+
+    def _persist(self, t: TenantAlerting) -> None:
+        """Hand a tenant's changes to the store (under the lock: keeps their order)."""
+        fut = t.persist()
+        if fut is not None:
+            self._last_write = fut
+
+    def _sync(self) -> None:
+        """Wait until every change handed to the store so far is durable: before an API
+        answer about a change, and before reading alerts back (read your writes)."""
+        fut = self._last_write
+        if fut is not None:
+            fut.result()
 
     # ------------------------------------------------------------------ rules
     def rules(self, tenant: str) -> list[dict[str, Any]]:
@@ -261,11 +283,12 @@ class AlertingService:
             now = self._clock()
             self._state.delete(tenant, "rule", rule_id)
             for a in [a for a in t.active.values() if a.rule_id == rule_id]:
-                t.record(lifecycle.resolve(a, None, "rule deleted", now),
-                             "resolved", now)
+                t.record(lifecycle.resolve(a, None, "rule deleted", now), "resolved", now)
             t.evaluator.remove_rule(rule_id)
             del t.rules[rule_id]
             t.forecast_due.pop(rule_id, None)
+            self._persist(t)
+        self._sync()
 
     def apply(self, tenant: str, rf: RulesFile) -> None:
         """Create or replace a rules file's channels, then its rules."""
@@ -320,9 +343,10 @@ class AlertingService:
             return [c.public_dict() for c in self._tenant(tenant).channels.values()]
 
     def channel(self, tenant: str, name: str) -> Channel | None:
-        """The dispatcher's lookup, at send time."""
-        with self._lock:
-            return self._tenant(tenant).channels.get(name)
+        """The dispatcher's lookup, at send time. Without the lock: a dict read is atomic,
+        and delivery must not wait behind evaluation."""
+        t = self._tenants.get(tenant)
+        return None if t is None else t.channels.get(name)
 
     def put_channel(self, tenant: str, doc: Mapping[str, object], name: str | None = None,
                     *, create: bool = True) -> Channel:
@@ -360,6 +384,7 @@ class AlertingService:
     def alerts(self, tenant: str, *, state: str | None = None, severity: str | None = None,
                rule: str | None = None, since_ms: int | None = None, limit: int = 1000
                ) -> list[dict[str, object]]:
+        self._sync()
         docs = self._state.alerts(tenant, state=state, severity=severity, rule=rule,
                                   since_ms=since_ms, limit=limit)
         with self._lock:
@@ -374,6 +399,7 @@ class AlertingService:
         return docs
 
     def alert(self, tenant: str, alert_id: str) -> dict[str, object]:
+        self._sync()
         doc = self._state.alert(tenant, alert_id)
         if doc is None:
             raise NotFound(f"no alert {alert_id!r}")
@@ -390,7 +416,9 @@ class AlertingService:
             now = self._clock()
             a = lifecycle.acknowledge(a, by, comment, now)
             t.record(a, "acknowledged", now, by, comment)
-            return a
+            self._persist(t)
+        self._sync()
+        return a
 
     def resolve(self, tenant: str, alert_id: str, by: str, comment: str | None) -> Alert:
         with self._lock:
@@ -401,7 +429,9 @@ class AlertingService:
             t.evaluator.hold(a.fingerprint)
             t.record(a, "resolved", now, by, comment)
             t.flush(now)
-            return a
+            self._persist(t)
+        self._sync()
+        return a
 
     def _active(self, t: TenantAlerting, tenant: str, alert_id: str) -> Alert:
         for a in t.active.values():

@@ -6,6 +6,7 @@ around every call."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -52,9 +53,22 @@ class TenantAlerting:
     grouper: Grouper = field(default_factory=Grouper)
     forecast_due: dict[str, int] = field(default_factory=dict)
     evaluator: Evaluator = field(init=False)
+    # Changes not yet handed to the store, in the order they happened.
+    outbox_alerts: list[dict[str, object]] = field(default_factory=list)
+    outbox_events: list[tuple[str, str, int, dict[str, object]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.evaluator = Evaluator(lambda fp: fp in self.active)
+
+    def persist(self) -> Future[int] | None:
+        """Hand the outbox to the store (ordered, one transaction per commit): called
+        after ``flush``, so notifications never wait for a commit. A crash in between
+        notifies again after the restart instead of losing the alert."""
+        if not self.outbox_alerts and not self.outbox_events:
+            return None
+        fut = self._state.submit(self.tenant, self.outbox_alerts, self.outbox_events)
+        self.outbox_alerts, self.outbox_events = [], []
+        return fut
 
     def apply(self, transitions: Sequence[Transition], now: int) -> None:
         """Alerts from what fired or resolved."""
@@ -80,10 +94,11 @@ class TenantAlerting:
 
     def record(self, a: Alert, event: str, now: int,
                by: str | None = None, comment: str | None = None, **extra: object) -> None:
-        """Store the alert and its history entry, then tell groups and subscribers."""
-        self._state.put_alert(self.tenant, a.as_dict())
-        self._state.append_event(self.tenant, "history", a.id, now,
-                                 lifecycle.history_entry(a, event, now, by, comment, **extra))
+        """Keep the alert and its history entry for ``persist``; tell groups and
+        subscribers."""
+        self.outbox_alerts.append(a.as_dict())
+        self.outbox_events.append(("history", a.id, now, lifecycle.history_entry(
+            a, event, now, by, comment, **extra)))
         if a.active:
             self.active[a.fingerprint] = a
         else:

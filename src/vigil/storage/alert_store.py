@@ -1,9 +1,11 @@
 """Alerting state in the embedded store: rules, channels, silences, alerts, history.
 
 A sibling of ``DuckDBStore`` on the same database file (its own cursor), so alert state
-is as durable as samples and survives a restart. Writes are small and rare (a rule
-change, an alert transition); each is one autocommitted statement. Every method is
-confined to ``tenant``. Thread-safe (one lock around the cursor).
+is as durable as samples and survives a restart. Object writes (a rule change) are one
+autocommitted statement each. Alert transitions and their history go through ``submit``:
+a writer thread commits everything queued in one transaction, in the order submitted, so
+the evaluator hands them over and goes on notifying (a commit can wait behind the
+sample writer's). Every method is confined to ``tenant``. Thread-safe.
 """
 
 from __future__ import annotations
@@ -11,17 +13,57 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import duckdb
 
+from vigil.storage.write_buffer import WriteBuffer
+
 Doc = dict[str, Any]
+# (kind, ref, ts_ms, doc) of one event
+Event = tuple[str, str, int, Doc]
+_Writes = tuple[str, list[Doc], list[Event]]
 
 
 class DuckDBAlertStore:
     def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
         self._cur = cursor
         self._lock = threading.Lock()
+        self._writer: WriteBuffer[_Writes] = WriteBuffer(
+            self._commit, lambda w: len(w[1]) + len(w[2]), name="vigil-alert-state")
+
+    def submit(self, tenant: str, alerts: list[Doc], events: list[Event]) -> Future[int]:
+        """Queue alert documents (replacing the stored ones) and events for the next
+        commit, after everything submitted before; resolves once durable."""
+        return self._writer.submit((tenant, alerts, events))
+
+    def close(self) -> None:
+        """Commit what is queued; stop the writer thread."""
+        self._writer.close()
+
+    def _commit(self, items: Sequence[_Writes]) -> list[int | BaseException]:
+        alerts = [(t, d["id"], d["rule_id"], d["fingerprint"], d["state"], d["severity"],
+                   d["starts_ms"], d["updated_ms"], json.dumps(d))
+                  for t, docs, _ in items for d in docs]
+        events = [(t, kind, ref, ts, json.dumps(doc))
+                  for t, _, evs in items for kind, ref, ts, doc in evs]
+        with self._lock:
+            cur = self._cur
+            cur.execute("BEGIN")
+            try:
+                # Later versions of an alert come later in the list: the last one stays.
+                for row in alerts:
+                    cur.execute("INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                row)
+                if events:
+                    cur.executemany("INSERT INTO alert_events VALUES (?, ?, ?, ?, ?)", events)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return [len(docs) + len(evs) for _, docs, evs in items]
 
     def _rows(self, sql: str, params: list[object]) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -48,11 +90,6 @@ class DuckDBAlertStore:
         return [json.loads(r[0]) for r in rows]
 
     # ------------------------------------------------------------------ alerts
-    def put_alert(self, tenant: str, doc: Doc) -> None:
-        self._rows("INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   [tenant, doc["id"], doc["rule_id"], doc["fingerprint"], doc["state"],
-                    doc["severity"], doc["starts_ms"], doc["updated_ms"], json.dumps(doc)])
-
     def alert(self, tenant: str, alert_id: str) -> Doc | None:
         rows = self._rows("SELECT doc FROM alerts WHERE tenant = ? AND id = ?",
                           [tenant, alert_id])
