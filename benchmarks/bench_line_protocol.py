@@ -1,10 +1,13 @@
-"""Throughput of the line-protocol parser on TSBS-style cpu data.
+"""Throughput of the line-protocol parser on TSBS-style cpu data, and on wide bodies.
 
 Run: PYTHONPATH=src .venv/bin/python benchmarks/bench_line_protocol.py [--reps 50] [--slow]
 
 5,000 lines of the TSBS ``cpu`` measurement (100 hosts x 50 timestamps, 8 tags, 10 float fields
 with 2 decimals, ns timestamps), parsed ``--reps`` times; prints lines/s and samples/s for the
 best and the median repetition. ``--slow`` also times the per-line reference parser.
+"wide": 5,000 lines of 5,000 distinct series with one field each (the alerting benchmark's
+shape, where per-series work dominates), "cold" with the parser's series caches emptied before
+each parse (every series new), "warm" as an agent's next interval finds them.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 from collections.abc import Callable
 
 from vigil.core.types import SampleBatch
+from vigil.ingest import line_protocol
 from vigil.ingest.limits import Limits
 from vigil.ingest.line_protocol import parse_line_protocol
 from vigil.ingest.line_protocol_slow import parse_line_protocol_slow
@@ -59,10 +63,18 @@ def tsbs_cpu(n_lines: int = 5000, n_hosts: int = 100, seed: int = 1) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def bench(name: str, parse: Callable[[], SampleBatch], reps: int, n_lines: int) -> None:
+def wide(n_lines: int = 5000) -> bytes:
+    lines = [f"bench,host=h{i:05d},shard=s{i // 10},dc=dc{i % 4} value={i % 80}.5 "
+             f"{1_700_000_000_000_000_000}" for i in range(n_lines)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def bench(name: str, parse: Callable[[], SampleBatch], reps: int, n_lines: int,
+          before: Callable[[], None] = lambda: None) -> None:
     n_samples = len(parse())  # also warms up
     times = []
     for _ in range(reps):
+        before()
         t = time.perf_counter()
         parse()
         times.append(time.perf_counter() - t)
@@ -88,6 +100,16 @@ def main() -> None:
         args.reps,
         args.lines,
     )
+    body_w = wide(args.lines)
+
+    def cold() -> None:  # private caches: emptied so that every series is new
+        line_protocol._key_cache.clear()
+        line_protocol._meta_cache.clear()
+
+    print(f"wide: {args.lines} lines, {args.lines} distinct series, one field each")
+    for name, before in (("cold", cold), ("warm", lambda: None)):
+        bench(name, lambda: parse_line_protocol(body_w, "ns", limits=limits, now_ms=0),
+              args.reps, args.lines, before)
     if args.slow:
         bench(
             "slow",

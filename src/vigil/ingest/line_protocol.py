@@ -120,7 +120,7 @@ def _parse_fast(body: bytes, precision: str, limits: Limits, now_ms: int) -> Sam
         line_of_field, fkey_code, fkeys, values = fields
         keys = pc.dictionary_encode(_gather(whole, starts, sp0))
         key_code = _column(keys.indices, np.int32)[line_of_field]
-        parsed = [parse_series_key(k, limits) for k in keys.dictionary.to_pylist()]
+        parsed = _parse_keys(keys.dictionary.to_pylist(), limits)
         ts = _timestamps(buf, whole, sp1[has_ts] + 1, nl[has_ts], precision)
         if ts is None:
             return None
@@ -130,6 +130,27 @@ def _parse_fast(body: bytes, precision: str, limits: Limits, now_ms: int) -> Sam
     except (LineError, pa.ArrowInvalid):
         return None
     return SampleBatch(series, series_idx, ts_ms[line_of_field], values)
+
+
+# Parsed series keys by their raw text, per Limits: agents send the same series every
+# interval, and parsing a key (split, sanitize, check, sort) costs more than the rest of
+# its samples together. Bounded: emptied when full, so a cardinality burst costs a reparse.
+_KEY_CACHE_MAX = 100_000
+_key_cache: dict[Limits, dict[str, tuple[str, Labels]]] = {}
+# The series (key objects, their hash computed once) of recent bodies, likewise.
+_meta_cache: dict[tuple[str, Labels], SeriesMeta] = {}
+
+
+def _parse_keys(raws: list[str], limits: Limits) -> list[tuple[str, Labels]]:
+    cache = _key_cache.setdefault(limits, {})
+    if len(cache) > _KEY_CACHE_MAX:
+        cache.clear()
+    get = cache.get
+    out = [get(r) for r in raws]
+    for i, hit in enumerate(out):
+        if hit is None:
+            out[i] = cache[raws[i]] = parse_series_key(raws[i], limits)
+    return out  # type: ignore[return-value]
 
 
 def _parse_fields(
@@ -306,10 +327,15 @@ def _series(
     rank[order] = np.arange(len(final), dtype=np.int32)
     names, label_list = list(name_ids), list(label_sets)
     name_of, labels_of = np.divmod(final[order], len(label_sets))
-    series = [
-        SeriesMeta(SeriesKey(names[n], label_list[lab]))
-        for n, lab in zip(name_of.tolist(), labels_of.tolist(), strict=True)
-    ]
+    if len(_meta_cache) > _KEY_CACHE_MAX:
+        _meta_cache.clear()
+    series = []
+    for n, lab in zip(name_of.tolist(), labels_of.tolist(), strict=True):
+        key = (names[n], label_list[lab])
+        meta = _meta_cache.get(key)
+        if meta is None:
+            meta = _meta_cache[key] = SeriesMeta(SeriesKey(*key))
+        series.append(meta)
     return series, rank[final_inv][inv]
 
 
