@@ -27,10 +27,18 @@ def metrics(port: int) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------- py-spy
-def profile_start(pid: int, work: str, seconds: float) -> tuple[subprocess.Popen[bytes], str]:
-    path = os.path.join(work, f"profile-{pid}.txt")
+# Roots of the server threads the latency path crosses, for per-thread breakdowns.
+THREADS = {"evaluation": "AlertingService._run (", "delivery": "Dispatcher._work (",
+           "request (parse, submit)": "WorkerThread.run ("}
+
+
+def profile_start(pid: int, work: str, seconds: float, *, idle: bool = False
+                  ) -> tuple[subprocess.Popen[bytes], str]:
+    """py-spy on ``pid``: ``idle`` samples every thread, waiting or not (to see where the
+    latency path waits); otherwise only the thread holding the GIL (where CPU goes)."""
+    path = os.path.join(work, f"profile-{pid}-{'idle' if idle else 'gil'}.txt")
     argv = [PY_SPY, "record", "--pid", str(pid), "-d", str(int(seconds)), "-r", "100",
-            "--format", "raw", "--nolineno", "--gil", "-o", path]
+            "--format", "raw", "--nolineno", "--idle" if idle else "--gil", "-o", path]
     p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True)
     return p, path
@@ -50,8 +58,9 @@ def profile_stop(prof: tuple[subprocess.Popen[bytes], str]) -> dict[str, Any]:
     return {"file": path, **headline(path)}
 
 
-def headline(path: str, top: int = 15) -> dict[str, Any]:
-    """Share of samples per leaf frame (self) and per frame anywhere on the stack."""
+def headline(path: str, top: int = 15, within: str | None = None) -> dict[str, Any]:
+    """Share of samples per leaf frame (self) and per frame anywhere on the stack; only
+    stacks through a frame starting with ``within`` if given; per-thread breakdowns."""
     own: collections.Counter[str] = collections.Counter()
     incl: collections.Counter[str] = collections.Counter()
     total = 0
@@ -61,15 +70,21 @@ def headline(path: str, top: int = 15) -> dict[str, Any]:
             if not stack or not n.isdigit():
                 continue
             frames = stack.split(";")
+            if within is not None and not any(fr.startswith(within) for fr in frames):
+                continue
             total += int(n)
             own[frames[-1]] += int(n)
             for fr in set(frames):
                 incl[fr] += int(n)
 
     def pcts(c: collections.Counter[str]) -> list[tuple[str, float]]:
-        return [(k, round(100 * v / total, 1)) for k, v in c.most_common(top)]
+        return [(k, round(100 * v / max(total, 1), 1)) for k, v in c.most_common(top)]
 
-    return {"samples": total, "self_pct": pcts(own), "inclusive_pct": pcts(incl)}
+    out: dict[str, Any] = {"samples": total, "self_pct": pcts(own),
+                           "inclusive_pct": pcts(incl)}
+    if within is None:
+        out["threads"] = {name: headline(path, top, root) for name, root in THREADS.items()}
+    return out
 
 
 # ---------------------------------------------------------------- markdown
@@ -136,12 +151,19 @@ def markdown(r: dict[str, Any]) -> str:
     if wo and wi:
         out.append(f"| ingest with rules ≥ 90 % of without | {100 * r['ratio']:.0f} % | "
                    f"{_yes(r['ratio'] >= 0.9)} |")
-    for label, prof in (("during the timed alerts", (lat or {}).get("profile")),
-                        ("during unpaced ingest without rules", (wo or {}).get("profile")),
-                        ("during unpaced ingest with rules", (wi or {}).get("profile"))):
+    for label, prof in (("during the timed alerts (`--idle`: every thread, waiting "
+                         "or not)", (lat or {}).get("profile")),
+                        ("during unpaced ingest without rules (`--gil`: the thread "
+                         "holding the GIL)", (wo or {}).get("profile")),
+                        ("during unpaced ingest with rules (`--gil`)",
+                         (wi or {}).get("profile"))):
         if prof and "self_pct" in prof:
-            out += ["", f"py-spy (`--gil`: the thread holding the GIL), server {label} "
-                    f"({prof['samples']} samples); own time / on the stack:", ""]
+            out += ["", f"py-spy, server {label}, {prof['samples']} samples; own time / on "
+                    "the stack:", ""]
             out += [f"- {pc} % {fr}" for fr, pc in prof["self_pct"][:8]]
             out += [f"- on stack {pc} % {fr}" for fr, pc in prof["inclusive_pct"][:12]]
+            for name, th in prof.get("threads", {}).items():
+                if th["samples"]:
+                    out += ["", f"{name} thread ({th['samples']} samples), own time:", ""]
+                    out += [f"- {pc} % {fr}" for fr, pc in th["self_pct"][:8]]
     return "\n".join(out)

@@ -155,7 +155,7 @@ def latency_phase(a: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
             f"{m.get('vigil_alerting_queue_batches', 0):.0f}")
         cpu0, t0 = srv.cpu_s(), time.perf_counter()
         if a.profile:
-            prof = profile_start(srv.pid, a.work, a.profile_seconds)
+            prof = profile_start(srv.pid, a.work, a.profile_seconds, idle=True)
         step = max(1, a.series // a.alerts)
         targets = [(k * step + 7) % a.series for k in range(a.alerts)]
         posted: dict[str, float] = {}
@@ -195,6 +195,9 @@ def latency_phase(a: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
         out["latency_ms"] = {"p50": pct(lat, 50), "p95": pct(lat, 95), "p99": pct(lat, 99),
                              "max": round(max(lat), 1) if lat else None,
                              "min": round(min(lat), 1) if lat else None}
+        out["latency_in_order_ms"] = [round((recv.arrivals[h] - t) * 1e3, 1)
+                                      if h in recv.arrivals else None
+                                      for h, t in posted.items()]
         out["write_ack_ms"] = {"p50": pct(ack_ms, 50), "p99": pct(ack_ms, 99)}
         out["server_cpu_cores"] = round((cpu1 - cpu0) / window, 2)
         out["server_mem_mib"] = srv.mem()
