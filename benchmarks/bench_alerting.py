@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from alert_load import PacedLoad, Receiver, line, line_payloads, shard, timed_payloads
+from alert_load import PacedLoad, Receiver, host, line, line_payloads, shard, timed_payloads
 from alert_report import markdown, metrics, profile_start, profile_stop
 from tsbs_common import REPO, import_run_bench, log, rb
 from tsbs_vigil import VigilSystem
@@ -163,7 +163,7 @@ def latency_phase(a: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
         conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
         for i in targets:
             body = line(i, 99.0).encode()
-            h = f"h{i:04d}"
+            h = host(i)
             ts = time.perf_counter()
             posted[h] = ts
             conn.request("POST", "/write", body=body)
