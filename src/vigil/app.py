@@ -12,7 +12,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import orjson
+
 from vigil import analysis, config
+from vigil.alerting import rules_file
 from vigil.alerting.channels import Channel
 from vigil.alerting.delivery import DeadLetter, Dispatcher
 from vigil.alerting.rules import Rule
@@ -32,6 +36,11 @@ from vigil.storage.alert_store import DuckDBAlertStore
 from vigil.storage.duckdb_store import DuckDBStore
 from vigil.storage.maintenance import Maintenance, Schedule
 from vigil.storage.store import Tier
+from vigil.storage.task_store import TaskStore
+from vigil.tasks import instrument
+from vigil.tasks.cache import ReportCache
+from vigil.tasks.service import Limits as TaskLimits
+from vigil.tasks.service import TaskService, scope_of
 from vigil.telemetry import Telemetry
 
 STORE_FILE = "vigil.duckdb"
@@ -65,6 +74,7 @@ class Components:
     alerting: AlertingService
     dispatcher: Dispatcher
     senders: ChannelSenders
+    tasks: TaskService
 
     def close(self) -> None:
         """Stop maintenance, flush every queued write, stop alerting, checkpoint."""
@@ -72,6 +82,7 @@ class Components:
         self.alerting.close()
         self.dispatcher.close()
         self.senders.close()
+        self.tasks.store.close()
         self.store.close()
 
 
@@ -96,6 +107,13 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
     bus = LocalBus()
     alerting, dispatcher, senders = _alerting(settings, store, engine, bus)
     pipeline.listeners.append(alerting.offer)
+    if settings.rules_file:
+        try:
+            rf = rules_file.load(settings.rules_file)
+            alerting.apply(rf.tenant or settings.default_tenant, rf)
+        except InvalidInput as err:
+            store.close()
+            raise config.ConfigError(f"rules_file {settings.rules_file}: {err}") from err
     telemetry.watch_alerting(lambda: {**vars(alerting.stats),
                                       "queue_batches": alerting.queue_depth},
                              lambda: dict(dispatcher.stats()))
@@ -103,7 +121,7 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
         alerting.start()
         dispatcher.start()
     return Components(settings, store, telemetry, pipeline, engine, maintenance, limits, bus,
-                      alerting, dispatcher, senders)
+                      alerting, dispatcher, senders, build_tasks(settings, store, telemetry))
 
 
 def _alerting(settings: Settings, store: DuckDBStore, engine: QueryEngine, bus: LocalBus
@@ -133,11 +151,30 @@ def _alerting(settings: Settings, store: DuckDBStore, engine: QueryEngine, bus: 
 
     senders = ChannelSenders(bus.publish)
     dispatcher = Dispatcher(lookup, senders.send, dead_letter)
+
+    def samples(tenant: str, rule: Rule, start_ms: int, end_ms: int
+                ) -> tuple[list[SeriesKey], Int64Array, Int64Array, Float64Array]:
+        infos = sorted(store.find_series(tenant, rule.metric, rule.matchers),
+                       key=lambda i: i.id)
+        ids = np.asarray([i.id for i in infos], np.int32)
+        p = store.raw(tenant, ids, start_ms, end_ms)
+        return ([i.key for i in infos], np.searchsorted(ids, p.key).astype(np.int64),
+                p.t_ms, p.value)
+
     svc = AlertingService(DuckDBAlertStore(store.connection()), dispatcher,
-                          known_series=known, history=history, publish=bus.publish,
+                          known_series=known, history=history, samples=samples,
+                          publish=bus.publish,
                           tick_ms=int(settings.alert_tick * 1000),
                           queue_batches=settings.alert_queue_batches)
     return svc, dispatcher, senders
+
+
+def build_tasks(settings: Settings, store: DuckDBStore, telemetry: Telemetry) -> TaskService:
+    cache = ReportCache({"performance": settings.tasks_performance_cache_ttl,
+                         "bottlenecks": settings.tasks_bottlenecks_cache_ttl})
+    limits = TaskLimits(settings.tasks_max_period_hours, settings.tasks_max_results,
+                        retention_ms=retention_ms(settings)["raw"])
+    return TaskService(TaskStore(store), cache, limits, on_cache=telemetry.task_cache)
 
 
 class Vigil:
@@ -239,6 +276,63 @@ class Vigil:
                 f"unknown analysis {kind!r}; one of {', '.join([*ANALYSES, 'root-cause'])}",
                 field="kind"))
         return compute(result, query.step_ms, **options)
+
+    # ------------------------------------------------------------------ alerting
+    def add_channel(self, **doc: Any) -> dict[str, object]:
+        """A notification channel, as ``POST /api/v1/channels`` takes it."""
+        return self._c.alerting.put_channel(self.tenant, doc).public_dict()
+
+    def add_rule(self, **doc: Any) -> str:
+        """An alert rule, as ``POST /api/v1/rules`` takes it; returns its id."""
+        return self._c.alerting.put_rule(self.tenant, doc).id
+
+    def alerts(self, *, state: str | None = None, severity: str | None = None,
+               rule: str | None = None) -> list[dict[str, object]]:
+        """Alerts, newest change first, as ``GET /api/v1/alerts``."""
+        return self._c.alerting.alerts(self.tenant, state=state, severity=severity, rule=rule)
+
+    @property
+    def alerting(self) -> AlertingService:
+        """Everything else of alerting (silences, acknowledge, explain …), by tenant."""
+        return self._c.alerting
+    def record_task(
+        self, namespace: str, task_name: str, task_id: str, status: str,
+        started_at: int | str | datetime, *, version: str = "0",
+        finished_at: int | str | datetime | None = None, duration_ms: float | None = None,
+        steps: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Store one task execution durably (fields as in ``POST /api/v1/tasks/events``;
+        times: epoch ms, RFC 3339 or datetime)."""
+        event: dict[str, Any] = {
+            "namespace": namespace, "task_name": task_name, "version": version,
+            "task_id": task_id, "status": status, "started_at": started_at,
+            "finished_at": finished_at, "duration_ms": duration_ms, "steps": list(steps)}
+        self.record_tasks([event])
+
+    def record_tasks(self, events: Iterable[Mapping[str, Any]]) -> int:
+        """Store task executions atomically; returns how many."""
+        return self._c.tasks.record(self.tenant, events)
+
+    def track_task(self, namespace: str, task_name: str, version: str = "0") -> instrument.track:
+        """A context manager / decorator timing a task (and its ``instrument.step`` calls)
+        that records it here on exit."""
+        return instrument.track(self.record_tasks, namespace=namespace, task_name=task_name,
+                                version=version)
+
+    def performance(self, namespace: str | None = None, task_name: str | None = None,
+                    version: str | None = None) -> dict[str, Any]:
+        """What ``GET /api/v1/analytics/performance`` answers (cached the same way)."""
+        entry, _ = self._c.tasks.performance(self.tenant, scope_of(namespace, task_name,
+                                                                   version))
+        return dict(orjson.loads(entry.body))
+
+    def bottlenecks(self, namespace: str | None = None, task_name: str | None = None,
+                    version: str | None = None, period: int | None = None,
+                    limit: int | None = None) -> dict[str, Any]:
+        """What ``GET /api/v1/analytics/bottlenecks`` answers (``period`` in hours)."""
+        entry, _ = self._c.tasks.bottlenecks(
+            self.tenant, scope_of(namespace, task_name, version), period, limit)
+        return dict(orjson.loads(entry.body))
 
     @property
     def store(self) -> DuckDBStore:

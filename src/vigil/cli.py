@@ -120,7 +120,8 @@ def demo(
     data_dir: DataDirOpt = None,
     config_path: ConfigOpt = None,
 ) -> None:
-    """Run the server with a day of history and a live generator of demo metrics."""
+    """Run the server with a day of history and a live generator of demo metrics and
+    task executions."""
     _serve(_settings(config_path, host=host, port=port, data_dir=data_dir), demo=True)
 
 
@@ -138,7 +139,9 @@ def seed(
 ) -> None:
     """Write realistic demo history for 5 tenants (progress bar)."""
     from vigil import demo as demo_data
+    from vigil import demo_alerts, demo_tasks
     from vigil.core.timeutil import now_ms, parse_duration_ms
+    from vigil.demo_runner import TASKS_PER_HOUR
 
     settings = _settings(config_path, data_dir=data_dir)
     step = parse_duration_ms(interval, "interval")
@@ -146,7 +149,7 @@ def seed(
     end = now_ms() // step * step
     start = end - days * demo_data.DAY_MS + 3_600_000  # stay inside raw retention
     chunk = demo_data.DAY_MS // 4
-    total = 0
+    total = tasks = 0
     try:
         with _progress() as progress:
             task = progress.add_task("seeding", total=(end - start) * len(demo_data.TENANTS))
@@ -154,12 +157,16 @@ def seed(
                 for lo in range(start, end, chunk):
                     batch = demo_data.generate(tenant, lo, min(lo + chunk, end), step)
                     total += c.pipeline.write_sync(tenant, batch, "seed")
+                    tasks += c.tasks.submit(tenant, demo_tasks.generate(
+                        tenant, lo, min(lo + chunk, end), TASKS_PER_HOUR, now_ms=end)).result()
                     progress.advance(task, min(chunk, end - lo))
             c.store.refresh_rollups(now_ms())
+            for tenant in demo_data.TENANTS:  # after the history: live data fires them
+                demo_alerts.install(c.alerting, tenant)
     finally:
         c.close()
-    out.print(f"seeded {total:,} samples for {len(demo_data.TENANTS)} tenants "
-              f"into {settings.data_dir}")
+    out.print(f"seeded {total:,} samples and {tasks:,} task executions for "
+              f"{len(demo_data.TENANTS)} tenants into {settings.data_dir}")
 
 
 @app.command()
@@ -354,9 +361,11 @@ def _register_analytics() -> None:
     # Their own modules keep this one short; imported here so `vigil --help` lists them.
     from vigil.cli_detect import detect
     from vigil.cli_forecast import forecast_cmd
+    from vigil.cli_rules import rules_app
 
     app.command("detect")(detect)
     app.command("forecast")(forecast_cmd)
+    app.add_typer(rules_app, name="rules")
 
 
 _register_analytics()

@@ -69,6 +69,11 @@ class Client:
     def get(self, path: str, **params: Any) -> Any:
         return self._check(self._http.get(path, params=params)).json()
 
+    def post(self, path: str, body: Any) -> Any:
+        """POST a JSON body; the JSON answer (None for 204)."""
+        r = self._check(self._http.post(path, json=body))
+        return r.json() if r.content else None
+
     def close(self) -> None:
         self._http.close()
 

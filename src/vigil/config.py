@@ -82,12 +82,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("duckdb_memory_limit", "256MB", str,
             "Memory limit of the embedded DuckDB store (its buffer pool; spills beyond)."),
     Setting("duckdb_threads", 0, _int, "DuckDB worker threads (0 = one per core)."),
+    Setting("rules_file", "", str,
+            "A TOML file of alert channels and rules, created or replaced at start-up "
+            "(see docs/alerting.md); empty = none."),
     Setting("alert_tick", 1.0, _duration_s,
             "How often alerting checks what time alone changes: for-durations, absence, "
             "keep-firing-for, escalation, group intervals and repeats."),
     Setting("alert_queue_batches", 1024, _int,
             "Committed batches waiting for alert evaluation; beyond this they are skipped "
             "and counted (vigil_alerting_batches_dropped), so ingestion never waits."),
+    Setting("tasks_performance_cache_ttl", 90.0, _duration_s,
+            "How long a task performance report is cached (0 = off)."),
+    Setting("tasks_bottlenecks_cache_ttl", 120.0, _duration_s,
+            "How long a task bottleneck report is cached (0 = off)."),
+    Setting("tasks_max_period_hours", 168, _int,
+            "Longest bottleneck analysis period, in hours; longer gets 400."),
+    Setting("tasks_max_results", 50, _int,
+            "Most rows per list of a bottleneck report (the limit parameter's maximum)."),
 )
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -121,8 +132,13 @@ class Settings:
     retention_interval: float
     duckdb_memory_limit: str
     duckdb_threads: int
+    rules_file: str
     alert_tick: float
     alert_queue_batches: int
+    tasks_performance_cache_ttl: float
+    tasks_bottlenecks_cache_ttl: float
+    tasks_max_period_hours: int
+    tasks_max_results: int
 
     @property
     def data_path(self) -> Path:

@@ -31,6 +31,15 @@ class Telemetry:
         self.query_seconds = Histogram(
             "vigil_query_seconds", "Query latency", ["endpoint"], registry=r,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.task_cache_hits = Counter(
+            "vigil_task_cache_hits", "Task reports answered from the cache", ["report"],
+            registry=r)
+        self.task_cache_misses = Counter(
+            "vigil_task_cache_misses", "Task reports computed (not in the cache)", ["report"],
+            registry=r)
+
+    def task_cache(self, report: str, hit: bool) -> None:
+        (self.task_cache_hits if hit else self.task_cache_misses).labels(report).inc()
 
     def watch_store(self, stats: Callable[[], dict[str, float]]) -> None:
         self.registry.register(_StoreCollector(stats))

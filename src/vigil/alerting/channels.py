@@ -4,7 +4,8 @@ A channel is a JSON document (``POST /api/v1/channels``) parsed once by
 :func:`parse_channel` into a frozen :class:`Channel`. Secrets (the SMTP password, webhook
 header values, URL credentials and query, a Slack URL's path) never leave through
 ``repr``, :meth:`Channel.public_dict` or an error message; :meth:`Channel.doc` is the full
-document, for storage only. The senders that use a channel live in ``senders.py``.
+document, for storage only. Senders live in ``senders.py``, quiet hours in
+``quiet_hours.py``.
 """
 
 from __future__ import annotations
@@ -13,24 +14,21 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Literal, TypedDict, get_args
 from urllib.parse import urlsplit, urlunsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from vigil.alerting.quiet_hours import QuietHours, parse_quiet_hours
 from vigil.core.errors import InvalidInput, Problem, VigilError
 
 ChannelType = Literal["webhook", "slack", "email", "websocket"]
 CHANNEL_TYPES: tuple[ChannelType, ...] = get_args(ChannelType)
 REDACTED = "***"
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
 _ADDR = re.compile(r"^[^@\s<>,;:\"()\[\]\\]+@[A-Za-z0-9.-]+$")
 _HOST = re.compile(r"^[A-Za-z0-9.:\[\]-]{1,255}$")
-_CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _COMMON = ("name", "type", "rate_limit_per_min", "quiet_hours", "max_retries", "backoff_s",
            "max_backoff_s", "timeout_s", "send_resolved")
 _BY_TYPE: dict[str, tuple[str, ...]] = {
@@ -46,64 +44,11 @@ class DeliveryError(VigilError):
     timeouts, refused connections) or not (other 4xx, a refused recipient). The message
     never contains a channel secret."""
 
-    def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None,
+                 retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.retryable, self.status = retryable, status
-
-
-@dataclass(frozen=True, slots=True)
-class QuietWindow:
-    """Seconds of the local day; ``end_s`` < ``start_s`` crosses midnight. ``days`` are
-    the weekdays (0 = Monday) on which the window *starts*; empty means every day."""
-
-    start_s: int
-    end_s: int
-    days: frozenset[int] = frozenset()
-
-    def _on(self, weekday: int) -> bool:
-        return not self.days or weekday in self.days
-
-
-@dataclass(frozen=True, slots=True)
-class QuietHours:
-    tz: str
-    windows: tuple[QuietWindow, ...]
-
-    def quiet_until_ms(self, now_ms: int) -> int | None:
-        """None if ``now_ms`` is outside every window; else when quiet ends (epoch ms),
-        following windows that touch or overlap (22:00–24:00 then 00:00–07:00)."""
-        zone = ZoneInfo(self.tz)
-        t = now_ms
-        for _ in range(16):  # chained windows; a week of them is at most 14 hops
-            end = self._end_of_active(t, zone)
-            if end is None:
-                break
-            t = end if end > t else t + 60_000  # a DST gap can make a wall time go back
-        return None if t == now_ms else t
-
-    def _end_of_active(self, t_ms: int, zone: ZoneInfo) -> int | None:
-        local = datetime.fromtimestamp(t_ms / 1000, tz=zone)
-        day = datetime(local.year, local.month, local.day, tzinfo=zone)
-        sod = local.hour * 3600 + local.minute * 60 + local.second
-        wd = local.weekday()
-        ends: list[datetime] = []
-        for w in self.windows:
-            if w.start_s < w.end_s:
-                if w._on(wd) and w.start_s <= sod < w.end_s:
-                    ends.append(_wall(day, w.end_s))
-            else:
-                if w._on(wd) and sod >= w.start_s:
-                    ends.append(_wall(day + timedelta(days=1), w.end_s))
-                if w._on((wd - 1) % 7) and sod < w.end_s:
-                    ends.append(_wall(day, w.end_s))
-        return int(max(ends).timestamp() * 1000) if ends else None
-
-
-def _wall(day: datetime, seconds: int) -> datetime:
-    """The wall-clock time ``seconds`` after local midnight of ``day`` (24:00 = next day)."""
-    d = (day + timedelta(days=seconds // 86_400)).date()
-    s = seconds % 86_400
-    return datetime(d.year, d.month, d.day, s // 3600, s % 3600 // 60, tzinfo=day.tzinfo)
+        self.retry_after_s = retry_after_s  # the receiver's Retry-After, if it sent one
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -154,12 +99,19 @@ class Channel:
                   "backoff_s": self.backoff_s, "max_backoff_s": self.max_backoff_s,
                   "timeout_s": self.timeout_s, "send_resolved": self.send_resolved})
         if self.quiet_hours is not None:
-            d["quiet_hours"] = {"tz": self.quiet_hours.tz,
-                                "windows": [_window_doc(w) for w in self.quiet_hours.windows]}
+            d["quiet_hours"] = self.quiet_hours.doc()
         return d
 
     def public_dict(self) -> dict[str, object]:
-        """:meth:`doc` with every secret value replaced by ``"***"``: safe to return."""
+        """:meth:`doc` with every secret value replaced by ``"***"``: safe to return.
+
+        >>> ch = parse_channel({"name": "ops", "type": "slack",
+        ...                     "url": "https://hooks.slack.com/services/T0/B0/s3cr3t"})
+        >>> ch.public_dict()["url"]
+        'https://hooks.slack.com/***'
+        >>> "s3cr3t" in repr(ch)
+        False
+        """
         d = self.doc()
         if "url" in d:
             d["url"] = self.public_url()
@@ -190,8 +142,34 @@ class Channel:
         return text
 
 
+def restore_secrets(doc: Mapping[str, object], previous: Channel) -> dict[str, object]:
+    """``doc`` (an update of ``previous``) with each ``"***"`` that
+    :meth:`Channel.public_dict` put in replaced by the stored secret, so a client can
+    send back what it read. Parse the result with :func:`parse_channel`.
+
+    >>> old = parse_channel({"name": "m", "type": "email", "to": ["a@b.c"],
+    ...                      "smtp_host": "mx", "username": "u", "password": "s3cret"})
+    >>> parse_channel(restore_secrets(old.public_dict(), old)) == old
+    True
+    """
+    out = dict(doc)
+    if out.get("password") == REDACTED and previous.password:
+        out["password"] = previous.password
+    if "url" in out and out["url"] == previous.public_url():
+        out["url"] = previous.url
+    headers = out.get("headers")
+    if isinstance(headers, Mapping):
+        out["headers"] = {k: previous.headers[k] if v == REDACTED and k in previous.headers
+                          else v for k, v in headers.items()}
+    return out
+
+
 def redact_url(url: str, *, hide_path: bool = False) -> str:
-    """``url`` without credentials, query or fragment (and path, if ``hide_path``)."""
+    """``url`` without credentials, query or fragment (and path, if ``hide_path``).
+
+    >>> redact_url("https://bob:pw@example.com:8443/hook?token=abc")
+    'https://***@example.com:8443/hook?***'
+    """
     try:
         p = urlsplit(url)
         host = p.hostname or ""
@@ -204,17 +182,6 @@ def redact_url(url: str, *, hide_path: bool = False) -> str:
     path = "/***" if hide_path and p.path not in ("", "/") else p.path
     return urlunsplit((p.scheme, netloc, path, REDACTED if p.query else "",
                        REDACTED if p.fragment else ""))
-
-
-def _window_doc(w: QuietWindow) -> dict[str, object]:
-    d: dict[str, object] = {"start": _hhmm(w.start_s), "end": _hhmm(w.end_s)}
-    if w.days:
-        d["days"] = [DAYS[i] for i in sorted(w.days)]
-    return d
-
-
-def _hhmm(s: int) -> str:
-    return f"{s // 3600:02d}:{s % 3600 // 60:02d}"
 
 
 # --- parsing -------------------------------------------------------------------------
@@ -315,51 +282,6 @@ def _recipients(doc: Mapping[str, object]) -> tuple[str, ...]:
     return tuple(_address(a, f"to[{i}]") for i, a in enumerate(items))
 
 
-def _clock(v: object, where: str, *, allow_24: bool = False) -> int:
-    if allow_24 and v == "24:00":
-        return 86_400
-    m = _CLOCK.match(v) if isinstance(v, str) else None
-    if m is None:
-        raise _bad(where, "must be a time of day HH:MM (00:00 to 23:59" +
-                   (", or 24:00)" if allow_24 else ")"))
-    return int(m.group(1)) * 3600 + int(m.group(2)) * 60
-
-
-def _quiet_hours(v: object) -> QuietHours:
-    f = "quiet_hours"
-    if not isinstance(v, Mapping):
-        raise _bad(f, 'must be an object {"tz": ..., "windows": [...]}')
-    _unknown(v, ("tz", "windows"), f + ".")
-    tz = _str(v, "tz", required=True, where=f + ".")
-    try:
-        if not tz or tz.startswith("/") or ".." in tz:
-            raise ValueError(tz)
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as err:
-        raise _bad(f + ".tz", f"unknown time zone {tz!r} (use an IANA name)") from err
-    ws = v.get("windows")
-    if not isinstance(ws, list) or not ws:
-        raise _bad(f + ".windows", "must be a non-empty list of windows")
-    windows = []
-    for i, w in enumerate(ws):
-        where = f"{f}.windows[{i}]"
-        if not isinstance(w, Mapping):
-            raise _bad(where, 'must be an object {"start": "22:00", "end": "07:00"}')
-        _unknown(w, ("start", "end", "days"), where + ".")
-        start = _clock(w.get("start"), where + ".start")
-        end = _clock(w.get("end"), where + ".end", allow_24=True)
-        if start == end:
-            raise _bad(where + ".end", "equals start: the window would be empty")
-        days = w.get("days", [])
-        if not isinstance(days, list) or not all(isinstance(d, str) for d in days):
-            raise _bad(where + ".days", "must be a list of mon, tue, … sun")
-        bad = [d for d in days if d.lower() not in DAYS]
-        if bad:
-            raise _bad(where + ".days", f"unknown day {bad[0]!r}: use mon, tue, … sun")
-        windows.append(QuietWindow(start, end, frozenset(DAYS.index(d.lower()) for d in days)))
-    return QuietHours(tz, tuple(windows))
-
-
 def _unknown(doc: Mapping[str, object], known: tuple[str, ...], where: str = "") -> None:
     for k in doc:
         if k not in known:
@@ -377,12 +299,22 @@ class _Common(TypedDict):
 
 
 def parse_channel(doc: Mapping[str, object]) -> Channel:
-    """Validate a channel document; raise :class:`InvalidInput` naming the bad field."""
+    """Validate a channel document; raise :class:`InvalidInput` naming the bad field.
+
+    Every type: ``name``, ``type``, ``rate_limit_per_min`` (0 = unlimited),
+    ``quiet_hours`` ``{"tz": IANA name, "windows": [{"start": "22:00", "end": "07:00",
+    "days": ["mon", …]}]}`` (``days``: where a window starts; none = every day),
+    ``max_retries`` (5), ``backoff_s`` (1), ``max_backoff_s`` (300), ``timeout_s`` (5),
+    ``send_resolved`` (true). webhook: ``url``, ``headers`` (values secret), ``max_alerts``
+    (0 = all). slack: ``url`` (its path is secret). email: ``to``, ``from``, ``smtp_host``,
+    ``smtp_port`` (25, 587 with ``starttls``, 465 with ``ssl``), ``username``,
+    ``password`` (secret). websocket: nothing more.
+    """
     if not isinstance(doc, Mapping):
         raise InvalidInput(Problem("a channel must be a JSON object"))
     name = _str(doc, "name", required=True)
-    if not _NAME.match(name):
-        raise _bad("name", "1 to 64 characters of A-Z a-z 0-9 _ . -")
+    if not _NAME.match(name) or name in (".", ".."):
+        raise _bad("name", "1 to 64 characters of A-Z a-z 0-9 _ . - (not . or ..)")
     kind = _str(doc, "type", required=True)
     if kind not in CHANNEL_TYPES:
         raise _bad("type", f"unknown channel type {kind!r}; use one of {', '.join(CHANNEL_TYPES)}")
@@ -394,7 +326,7 @@ def parse_channel(doc: Mapping[str, object]) -> Channel:
         raise _bad("max_backoff_s", "must not be below backoff_s")
     common = _Common(
         rate_limit_per_min=_int(doc, "rate_limit_per_min", 0, 0, 100_000),
-        quiet_hours=None if qh is None else _quiet_hours(qh),
+        quiet_hours=None if qh is None else parse_quiet_hours(qh),
         max_retries=_int(doc, "max_retries", 5, 0, 100),
         backoff_s=backoff_s,
         max_backoff_s=max_backoff_s,

@@ -11,9 +11,10 @@ notification a worker:
 3. holds a non-critical notification during the channel's quiet hours, and any
    notification over the channel's ``rate_limit_per_min`` (sliding minute), until the
    window ends / the budget allows;
-4. sends; a retryable failure is tried again after ``backoff_s * 2**retry`` (capped at
-   ``max_backoff_s``) up to ``max_retries`` times; then, or on a non-retryable failure,
-   ``on_dead_letter(tenant, record)`` gets a :class:`DeadLetter`.
+4. sends; a retryable failure is tried again after ``backoff_s * 2**retry`` (or the
+   receiver's Retry-After if longer; capped at ``max_backoff_s``) up to ``max_retries``
+   times; then, or on a non-retryable failure, ``on_dead_letter(tenant, record)`` gets a
+   :class:`DeadLetter`.
 
 Time comes from ``clock`` (epoch ms). Tests drive it step by step with :meth:`run_due`
 instead of :meth:`start`.
@@ -25,12 +26,13 @@ import heapq
 import itertools
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypedDict
 
-from vigil.alerting.channels import Channel, DeliveryError
+from vigil.alerting.channels import CHANNEL_TYPES, Channel, DeliveryError
 from vigil.alerting.model import Notification
 from vigil.alerting.senders import title
 from vigil.core.timeutil import now_ms
@@ -74,7 +76,10 @@ OnDeadLetter = Callable[[str, DeadLetter], None]
 
 
 class DeliveryStats(TypedDict):
-    by_type: dict[str, dict[str, int]]  # channel type -> counter (_COUNTERS) -> total
+    # channel type (and "unknown" for a missing channel) -> counter -> total; counters:
+    # sent, failed_attempts, dead_letters, held, coalesced (replaced by a newer one of
+    # the group while waiting), skipped (resolved, and the channel has send_resolved off)
+    by_type: dict[str, dict[str, int]]
     queue_full: int  # submits refused: the dispatcher held ``queue_size`` notifications
     pending: int  # notifications in the dispatcher now (queued, held, waiting to retry)
     holding: int  # of which held by quiet hours or a rate limit
@@ -115,8 +120,9 @@ class Dispatcher:
         self._ready: deque[tuple[str, str]] = deque()  # lanes with a ready job, not busy
         self._timers: list[tuple[int, int, tuple[str, str], _Job]] = []  # heap
         self._seq = itertools.count()
-        self._size = self._holding = self._queue_full = 0
-        self._counts: dict[str, dict[str, int]] = {}
+        self._size = self._holding = self._queue_full = self._stale = 0
+        self._counts: dict[str, dict[str, int]] = {
+            t: dict.fromkeys(_COUNTERS, 0) for t in CHANNEL_TYPES}
         self._threads: list[threading.Thread] = []
         self._closing = False
 
@@ -130,10 +136,11 @@ class Dispatcher:
                 return False
             self._size += 1
             key = (tenant, n.channel)
-            lane = self._lanes.setdefault(key, _Lane())
+            lane = self._lanes.get(key)
+            if lane is None:
+                lane = self._lanes[key] = _Lane()
             lane.ready.append(_Job(tenant, n, seq=next(self._seq)))
             self._mark_ready(key, lane)
-            self._cond.notify()
         return True
 
     def stats(self) -> DeliveryStats:
@@ -177,8 +184,9 @@ class Dispatcher:
             self._closing = True
             self._cond.notify_all()
             threads, self._threads = self._threads, []
+        deadline = time.monotonic() + timeout_s
         for t in threads:
-            t.join(timeout_s)
+            t.join(max(0.0, deadline - time.monotonic()))
         with self._cond:
             left = [(j.tenant, j.n) for lane in self._lanes.values()
                     for j in (*lane.ready, *lane.waiting.values()) if not j.done]
@@ -217,15 +225,20 @@ class Dispatcher:
                 self._cond.wait(None if not live else max(0.0, (live[0] - now) / 1000) + 0.001)
 
     def _fire_timers(self, now: int) -> None:
+        released: dict[tuple[str, str], list[_Job]] = {}
         while self._timers and self._timers[0][0] <= now:
             _, _, key, job = heapq.heappop(self._timers)
             lane = self._lanes[key]
             if job.done or lane.waiting.get(job.n.group_key) is not job:
+                self._stale -= job.done
                 continue
             del lane.waiting[job.n.group_key]
             self._holding -= job.holding
             job.holding = False
-            lane.ready.appendleft(job)  # older than what arrived meanwhile
+            released.setdefault(key, []).append(job)
+        for key, jobs in released.items():  # a lane's ready jobs stay in arrival order
+            lane = self._lanes[key]
+            lane.ready = deque(sorted([*jobs, *lane.ready], key=lambda j: j.seq))
             self._mark_ready(key, lane)
 
     def _mark_ready(self, key: tuple[str, str], lane: _Lane) -> None:
@@ -256,6 +269,7 @@ class Dispatcher:
             older = lane.waiting.pop(n.group_key, None)
             if older is not None:  # a newer notification of the group replaces it
                 older.done = True
+                self._stale += 1  # its timer stays in the heap until compacted
                 self._size -= 1
                 self._holding -= older.holding
                 self._count(ch.type, "coalesced")
@@ -273,7 +287,8 @@ class Dispatcher:
                 self._wait(key, lane, job, until)
                 self._release(key, lane)
                 return
-            lane.sends.append(now)
+            if ch.rate_limit_per_min:
+                lane.sends.append(now)
         try:
             self._send(ch, n)
         except DeliveryError as err:
@@ -306,9 +321,10 @@ class Dispatcher:
         with self._cond:
             self._count(kind or "unknown", "failed_attempts")
             if err.retryable and job.attempts <= ch.max_retries:
-                delay_s = min(ch.backoff_s * 2 ** (job.attempts - 1), ch.max_backoff_s)
+                delay_s = min(max(ch.backoff_s * 2 ** (job.attempts - 1),
+                                  err.retry_after_s or 0.0), ch.max_backoff_s)
                 log.debug("Notification attempt failed, will retry",
-                          extra={"channel": ch.name, "attempts": job.attempts, "error": msg})
+                          extra={"channel": job.n.channel, "attempts": job.attempts, "error": msg})
                 self._wait(key, lane, job, self._clock() + int(delay_s * 1000))
                 self._release(key, lane)
                 return
@@ -337,6 +353,12 @@ class Dispatcher:
 
     def _wait(self, key: tuple[str, str], lane: _Lane, job: _Job, until_ms: int) -> None:
         lane.waiting[job.n.group_key] = job
+        if self._stale > 1024 and self._stale * 2 > len(self._timers):
+            # Many replaced notifications (a flood held through quiet hours): drop their
+            # timers so the heap does not keep them alive.
+            self._timers = [t for t in self._timers if not t[3].done]
+            heapq.heapify(self._timers)
+            self._stale = 0
         heapq.heappush(self._timers, (until_ms, next(self._seq), key, job))
         self._cond.notify()
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from vigil.alerting.rules import KINDS, OPS, Rule
 from vigil.analytics.anomaly import StreamingScorer
+from vigil.core.timeutil import format_ms
 from vigil.core.types import Float64Array, Int64Array, SampleBatch, SeriesKey
 
 SUB = 10
@@ -102,16 +103,49 @@ class _Slots:
 _AGGS = ("avg", "min", "max", "sum", "count", "last")
 
 
+class _MetricRules:
+    """The rules of one metric, each filed under one of its equality matchers, so a new
+    series is tested only against rules that can match it (1,000 rules on one metric
+    would otherwise cost 1,000 tests per new series); and the series of the metric seen
+    so far, so a new rule finds its series without waiting for their next sample."""
+
+    def __init__(self) -> None:
+        self.eq: dict[tuple[str, str], list[int]] = {}
+        self.scan: list[int] = []  # rules without a usable equality matcher
+
+    @staticmethod
+    def _filed(rule: Rule) -> tuple[str, str] | None:
+        for m in rule.matchers:
+            if m.op == "=" and m.value:
+                return (m.label, m.value)
+        return None
+
+    def add(self, i: int, rule: Rule) -> None:
+        key = self._filed(rule)
+        (self.scan if key is None else self.eq.setdefault(key, [])).append(i)
+
+    def remove(self, i: int, rule: Rule) -> None:
+        key = self._filed(rule)
+        (self.scan if key is None else self.eq[key]).remove(i)
+
+    def candidates(self, key: SeriesKey) -> list[int]:
+        out = list(self.scan)
+        for pair in key.labels:
+            out += self.eq.get(pair, ())
+        return out
+
+
 class Evaluator:
     def __init__(self, is_active: Callable[[str], bool] = lambda fp: False) -> None:
         self._is_active = is_active
         self._rules: list[Rule | None] = []  # rule index -> rule (None: removed)
         self._ridx: dict[str, int] = {}
-        self._by_metric: dict[str, list[int]] = {}
+        self._by_metric: dict[str, _MetricRules] = {}
         self._cache: dict[SeriesKey, Int64Array] = {}
         self._slot_of: dict[tuple[int, SeriesKey], int] = {}
         self._by_fp: dict[str, int] = {}
-        self._keys: list[SeriesKey] = []
+        self._keys: list[SeriesKey] = []  # slot -> series
+        self._seen: dict[str, list[SeriesKey]] = {}  # metric -> series in the cache
         self._fps: list[str] = []
         self.s = _Slots()
         self._scorers: dict[str, StreamingScorer] = {}
@@ -129,11 +163,16 @@ class Evaluator:
             self._ridx[rule.id] = -1
             self.recent.setdefault(rule.id, deque(maxlen=RECENT))
             return
-        self._ridx[rule.id] = len(self._rules)
+        i = self._ridx[rule.id] = len(self._rules)
         self._rules.append(rule)
-        self._by_metric.setdefault(rule.metric, []).append(len(self._rules) - 1)
-        self._cache.clear()
+        metric = self._by_metric.setdefault(rule.metric, _MetricRules())
+        metric.add(i, rule)
         self.recent.setdefault(rule.id, deque(maxlen=RECENT))
+        if rule.condition.kind == "forecast":
+            return  # its values come from set_values, not the stream
+        for key in self._seen.get(rule.metric, ()):  # seen already: add the new rule's slots
+            if _matches(rule, key):
+                self._cache[key] = np.append(self._cache[key], self._slot(i, rule, key))
 
     def remove_rule(self, rule_id: str) -> None:
         i = self._ridx.pop(rule_id, -1)
@@ -142,13 +181,15 @@ class Evaluator:
         rule = self._rules[i]
         assert rule is not None, "BUG: rule index points at a removed rule"
         self._rules[i] = None
-        self._by_metric[rule.metric].remove(i)
+        self._by_metric[rule.metric].remove(i, rule)
         live = np.flatnonzero(self.s.rule[: self.s.n] == i)
         self.s.rule[live] = -1
         for slot in live.tolist():
+            key = self._keys[slot]
             self._by_fp.pop(self._fps[slot], None)
-            self._slot_of.pop((i, self._keys[slot]), None)
-        self._cache.clear()
+            self._slot_of.pop((i, key), None)
+            if key in self._cache:
+                self._cache[key] = self._cache[key][self._cache[key] != slot]
 
     def seed(self, rule_id: str, keys: Iterable[SeriesKey], now_ms: int) -> None:
         """Known series of a rule, seen ``now_ms`` (after a start or a rule change): an
@@ -158,8 +199,7 @@ class Evaluator:
         if rule is None:
             return
         for key in keys:
-            if key.name == rule.metric and all(m.matches(key.label_dict().get(m.label))
-                                               for m in rule.matchers):
+            if key.name == rule.metric and _matches(rule, key):
                 slot = self._slot(i, rule, key)
                 if self.s.seen_ms[slot] < 0:
                     self.s.seen_ms[slot] = now_ms
@@ -189,14 +229,16 @@ class Evaluator:
         return slot
 
     def _match(self, key: SeriesKey) -> Int64Array:
+        """Slots of a series not seen before (created for each rule that matches it)."""
         slots: list[int] = []
-        labels = key.label_dict()
-        for i in self._by_metric.get(key.name, ()):
-            rule = self._rules[i]
-            assert rule is not None, "BUG: removed rule still indexed by metric"
-            if rule.condition.kind != "forecast" and all(
-                    m.matches(labels.get(m.label)) for m in rule.matchers):
-                slots.append(self._slot(i, rule, key))
+        self._seen.setdefault(key.name, []).append(key)
+        metric = self._by_metric.get(key.name)
+        if metric is not None:
+            for i in metric.candidates(key):
+                rule = self._rules[i]
+                assert rule is not None, "BUG: removed rule still indexed by metric"
+                if rule.condition.kind != "forecast" and _matches(rule, key):
+                    slots.append(self._slot(i, rule, key))
         out = np.asarray(slots, np.int64)
         self._cache[key] = out
         return out
@@ -206,9 +248,10 @@ class Evaluator:
         """Evaluate the rules over one committed batch; returns what fired or resolved."""
         if not self._by_metric or not len(batch):
             return []
-        cache = self._cache
-        per_series = [cache[m.key] if m.key in cache else self._match(m.key)
-                      for m in batch.series]
+        get = self._cache.get
+        found = [get(m.key) for m in batch.series]  # one hash per distinct series
+        per_series = [self._match(m.key) if p is None else p
+                      for m, p in zip(batch.series, found, strict=True)]
         counts = np.fromiter((len(p) for p in per_series), np.int64, len(per_series))
         if not counts.any():
             return []
@@ -391,6 +434,11 @@ class Evaluator:
                 for j in slots[order][:limit].tolist()]
 
 
+def _matches(rule: Rule, key: SeriesKey) -> bool:
+    labels = dict(key.labels)
+    return all(m.matches(labels.get(m.label)) for m in rule.matchers)
+
+
 def _aggregate(s: _Slots, slots: Int64Array, mask: np.ndarray) -> Float64Array:
     cnt = np.where(mask, s.r_cnt[slots], 0).sum(axis=1)
     total = np.where(mask, s.r_sum[slots], 0.0).sum(axis=1)
@@ -421,7 +469,7 @@ def _explain_slot(rule: Rule, key: SeriesKey, s: _Slots, j: int, now_ms: int
         reason = (f"{test}; cleared {(now_ms - s.clear[j]) / 1000:.0f} s ago, firing until "
                   f"keep_firing_for_s {c_s(rule.keep_firing_for_ms)} has passed")
     elif firing:
-        state, reason = "firing", f"{test}; firing since {int(s.since[j])}"
+        state, reason = "firing", f"{test}; firing since {format_ms(int(s.since[j]))}"
     elif s.hold[j]:
         state, reason = "held", f"{test}; resolved by hand, fires again once it clears"
     elif s.pending[j] >= 0:

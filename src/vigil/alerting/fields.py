@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from vigil.core.errors import InvalidInput, Problem
+from vigil.core.timeutil import parse_time_ms
 
 MAX_WINDOW_S = 7 * 86400.0
 
@@ -59,6 +60,15 @@ class Fields:
         if positive and s <= 0:
             raise bad(self.field(key), "must be > 0 seconds")
         return round(s * 1000)
+
+    def time_ms(self, key: str, default: int) -> int:
+        """RFC 3339 or epoch seconds."""
+        v = self.doc.get(key)
+        if v is None:
+            return default
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+            raise bad(self.field(key), "RFC 3339 or epoch seconds")
+        return parse_time_ms(v, self.field(key))
 
     def strs(self, key: str, *, pattern: re.Pattern[str] | None = None) -> tuple[str, ...]:
         v = self.doc.get(key, [])

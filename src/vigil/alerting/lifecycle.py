@@ -17,7 +17,6 @@ from vigil.alerting.fields import Fields
 from vigil.alerting.model import SEVERITIES, AlertView, Severity, State
 from vigil.core.errors import InvalidInput, Problem
 from vigil.core.matchers import Matcher
-from vigil.core.timeutil import parse_time_ms
 
 Doc = dict[str, Any]
 
@@ -160,10 +159,10 @@ def parse_silence(doc: object, now_ms: int, silence_id: str | None = None) -> Si
     if not raw:
         raise InvalidInput(Problem("at least one matcher, e.g. host=web-1", field="matchers"))
     matchers = tuple(Matcher.parse(m, field=f"matchers[{i}]") for i, m in enumerate(raw))
-    starts = _when(d, "starts_at", now_ms)
+    starts = d.time_ms("starts_at", now_ms)
     if d.has("ends_at") == d.has("duration_s"):
         raise InvalidInput(Problem("give ends_at or duration_s (not both)", field="ends_at"))
-    ends = (_when(d, "ends_at", now_ms) if d.has("ends_at")
+    ends = (d.time_ms("ends_at", now_ms) if d.has("ends_at")
             else starts + d.ms("duration_s", 0.0, hi=366 * 86400.0, positive=True))
     if ends <= starts:
         raise InvalidInput(Problem("ends_at must be after starts_at", field="ends_at"))
@@ -172,15 +171,6 @@ def parse_silence(doc: object, now_ms: int, silence_id: str | None = None) -> Si
     keep = {"matchers": list(raw), "author": author, "comment": comment}
     return Silence(silence_id or uuid.uuid4().hex[:12], matchers, starts, ends, author, comment,
                    now_ms, keep)
-
-
-def _when(d: Fields, key: str, default: int) -> int:
-    v = d.doc.get(key)
-    if v is None:
-        return default
-    if not isinstance(v, (str, int, float)) or isinstance(v, bool):
-        raise InvalidInput(Problem("RFC 3339 or epoch seconds", field=key))
-    return parse_time_ms(v, key)
 
 
 def silence_from_doc(doc: Mapping[str, Any]) -> Silence:

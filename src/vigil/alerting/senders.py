@@ -184,10 +184,20 @@ class HttpPoster:
         retryable = r.status_code >= 500 or r.status_code in (408, 429)
         detail = channel.scrub(_one_line(r.text[:200]))
         raise DeliveryError(f"{where}: HTTP {r.status_code} {detail}".rstrip(),
-                            retryable=retryable, status=r.status_code)
+                            retryable=retryable, status=r.status_code,
+                            retry_after_s=_retry_after_s(r.headers.get("Retry-After")))
 
     def close(self) -> None:
         self._client.close()
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    """Retry-After in seconds (the delta form; an HTTP date is ignored)."""
+    try:
+        s = float(value) if value is not None else -1.0
+    except ValueError:
+        return None
+    return s if 0 <= s < 86_400 else None
 
 
 class WebhookSender:
@@ -221,6 +231,13 @@ class EmailSender:
         where = f"SMTP {channel.smtp_host}:{channel.smtp_port}"
         try:
             self._deliver(channel, msg)
+        except smtplib.SMTPNotSupportedError as err:  # e.g. no STARTTLS or AUTH: config
+            raise DeliveryError(channel.scrub(f"{where}: not supported by the server: {err}"),
+                                retryable=False) from None
+        except ssl.SSLCertVerificationError as err:
+            raise DeliveryError(channel.scrub(f"{where}: TLS certificate rejected: "
+                                              f"{err.verify_message}"),
+                                retryable=False) from None
         except smtplib.SMTPRecipientsRefused as err:
             raise DeliveryError(channel.scrub(f"{where}: recipients refused: "
                                               f"{', '.join(err.recipients)}"),

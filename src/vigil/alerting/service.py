@@ -15,59 +15,33 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from vigil.alerting import lifecycle
-from vigil.alerting.channels import Channel, parse_channel
-from vigil.alerting.evaluator import Evaluator, Transition
-from vigil.alerting.grouping import Grouper, group_labels
+from vigil.alerting.channels import Channel, parse_channel, restore_secrets
+from vigil.alerting.fields import Fields
 from vigil.alerting.incidents import incidents
 from vigil.alerting.lifecycle import Alert, Silence, StateStore
-from vigil.alerting.model import Notification
-from vigil.alerting.rules import Rule, parse_rule, render
+from vigil.alerting.replay import Firing, Replay
+from vigil.alerting.rules import Rule, parse_rule
+from vigil.alerting.rules_file import RulesFile
+from vigil.alerting.tenant import Deliver, Stats, TenantAlerting
 from vigil.analytics.capacity import time_to_threshold
 from vigil.core.errors import Conflict, InvalidInput, NotFound, Problem
 from vigil.core.timeutil import now_ms
 from vigil.core.types import Float64Array, Int64Array, SampleBatch, SeriesKey
 
 log = logging.getLogger(__name__)
-# Every transition of every alert, whatever its channels (the WebSocket channel type
-# publishes notifications on "alerts"; this is the lifecycle stream the dashboard reads).
-LIFECYCLE_TOPIC = "alert_lifecycle"
 
 # (tenant, rule) -> series of the rule over its lookback: (key, times ms, values)
 History = Callable[[str, Rule, int, int], list[tuple[SeriesKey, Int64Array, Float64Array]]]
 KnownSeries = Callable[[str, Rule], list[SeriesKey]]
-
-
-class Deliver(Protocol):
-    def submit(self, tenant: str, n: Notification) -> bool: ...
-
-
-@dataclass
-class _Tenant:
-    evaluator: Evaluator
-    rules: dict[str, Rule] = field(default_factory=dict)
-    channels: dict[str, Channel] = field(default_factory=dict)
-    silences: dict[str, Silence] = field(default_factory=dict)
-    active: dict[str, Alert] = field(default_factory=dict)  # by fingerprint
-    grouper: Grouper = field(default_factory=Grouper)
-    forecast_due: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class Stats:
-    batches_evaluated: int = 0
-    batches_dropped: int = 0
-    evaluation_seconds: float = 0.0
-    alerts_fired: int = 0
-    alerts_resolved: int = 0
-    notifications: int = 0
-    notifications_dropped: int = 0
+# (tenant, rule, start, end) -> raw samples of the rule's series: keys, key index, t, v
+Samples = Callable[[str, Rule, int, int],
+                   tuple[list[SeriesKey], Int64Array, Int64Array, Float64Array]]
 
 
 class AlertingService:
@@ -78,6 +52,7 @@ class AlertingService:
         *,
         known_series: KnownSeries = lambda tenant, rule: [],
         history: History | None = None,
+        samples: Samples | None = None,
         publish: Callable[[str, Mapping[str, object]], None] = lambda topic, msg: None,
         clock: Callable[[], int] = now_ms,
         tick_ms: int = 1000,
@@ -87,23 +62,24 @@ class AlertingService:
         self._deliver = deliver
         self._known = known_series
         self._history = history
+        self._samples = samples
         self._publish = publish
         self._clock = clock
         self._tick_ms = tick_ms
         self._queue: queue.Queue[tuple[str, SampleBatch] | None] = queue.Queue(queue_batches)
         self._lock = threading.RLock()
-        self._tenants: dict[str, _Tenant] = {}
+        self._tenants: dict[str, TenantAlerting] = {}
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self.stats = Stats()
         self._load()
 
     # ------------------------------------------------------------------ set-up
-    def _tenant(self, tenant: str) -> _Tenant:
+    def _tenant(self, tenant: str) -> TenantAlerting:
         t = self._tenants.get(tenant)
         if t is None:
-            active: dict[str, Alert] = {}
-            t = self._tenants[tenant] = _Tenant(Evaluator(lambda fp: fp in active), active=active)
+            t = self._tenants[tenant] = TenantAlerting(tenant, self._state, self._deliver,
+                                                       self._publish, self.stats)
         return t
 
     def _load(self) -> None:
@@ -126,7 +102,7 @@ class AlertingService:
                 if rule is not None:
                     t.grouper.restore(a, rule)
 
-    def _install(self, tenant: str, t: _Tenant, rule: Rule, now: int) -> None:
+    def _install(self, tenant: str, t: TenantAlerting, rule: Rule, now: int) -> None:
         t.rules[rule.id] = rule
         t.evaluator.set_rule(rule)
         t.evaluator.seed(rule.id, self._known(tenant, rule), now)
@@ -187,8 +163,8 @@ class AlertingService:
         with self._lock:
             t = self._tenant(tenant)
             transitions = t.evaluator.observe(batch, now)
-            self._apply(tenant, t, transitions, now)
-            self._flush(tenant, t, now)
+            t.apply(transitions, now)
+            t.flush(now)
         self.stats.batches_evaluated += 1
         self.stats.evaluation_seconds += time.perf_counter() - t0
 
@@ -196,10 +172,10 @@ class AlertingService:
         """Time-driven work: for-durations, absence, resolution, escalation, repeats."""
         now = self._clock() if now is None else now
         with self._lock:
-            for tenant, t in self._tenants.items():
-                self._apply(tenant, t, t.evaluator.tick(now), now)
-                self._escalate(tenant, t, now)
-                self._flush(tenant, t, now)
+            for t in self._tenants.values():
+                t.apply(t.evaluator.tick(now), now)
+                t.escalate(now)
+                t.flush(now)
 
     def _run_forecasts(self) -> None:
         while not self._stop.wait(self._tick_ms / 1000):
@@ -232,90 +208,8 @@ class AlertingService:
                 if t.rules.get(rule.id) is not rule:
                     continue  # changed meanwhile
                 t.forecast_due[rule.id] = now + c.every_ms
-                self._apply(tenant, t, t.evaluator.set_values(rule.id, probs, now), now)
-                self._flush(tenant, t, now)
-
-    # ------------------------------------------------------------------ lifecycle
-    def _apply(self, tenant: str, t: _Tenant, transitions: Sequence[Transition], now: int
-               ) -> None:
-        for tr in transitions:
-            if tr.firing:
-                labels = {**tr.series.label_dict(), **(tr.rule.labels or {}),
-                          "alertname": tr.rule.name, "severity": tr.rule.severity}
-                notes = {k: render(v, tr.value, labels)
-                         for k, v in (tr.rule.annotations or {}).items()}
-                if tr.fingerprint in t.active:
-                    continue  # restored after a restart or a rule change: still the same
-                a = Alert.new(tr.rule.id, tr.rule.name, tr.fingerprint, labels, notes,
-                              tr.rule.severity, tr.value, now)
-                self._record(tenant, t, a, "triggered", now)
-                self.stats.alerts_fired += 1
-            else:
-                a = t.active.get(tr.fingerprint)  # type: ignore[assignment]
-                if a is None:
-                    continue
-                a = lifecycle.resolve(replace(a, value=tr.value), None, "condition cleared", now)
-                self._record(tenant, t, a, "resolved", now)
-                self.stats.alerts_resolved += 1
-
-    def _record(self, tenant: str, t: _Tenant, a: Alert, event: str, now: int,
-                by: str | None = None, comment: str | None = None, **extra: object) -> None:
-        """Store the alert and its history entry, then tell groups and subscribers."""
-        self._state.put_alert(tenant, a.as_dict())
-        self._state.append_event(tenant, "history", a.id, now,
-                                 lifecycle.history_entry(a, event, now, by, comment, **extra))
-        if a.active:
-            t.active[a.fingerprint] = a
-        else:
-            t.active.pop(a.fingerprint, None)
-        rule = t.rules.get(a.rule_id)
-        if rule is not None and event in ("triggered", "resolved", "escalated"):
-            t.grouper.update(a, rule, now)
-        self._publish(LIFECYCLE_TOPIC, {"type": f"alert_{event}", "tenant": tenant,
-                                        "data": a.as_dict()})
-
-    def _muted(self, t: _Tenant, now: int) -> Callable[[Alert], bool]:
-        critical = {group_labels(t.rules[a.rule_id], a.labels) for a in t.active.values()
-                    if a.severity == "critical" and a.rule_id in t.rules}
-
-        def muted(a: Alert) -> bool:
-            if any(s.mutes(a.labels, now) for s in t.silences.values()):
-                return True
-            rule = t.rules.get(a.rule_id)
-            return (a.severity != "critical" and rule is not None
-                    and group_labels(rule, a.labels) in critical)
-
-        return muted
-
-    def _flush(self, tenant: str, t: _Tenant, now: int) -> None:
-        for n in t.grouper.flush(now, self._muted(t, now)):
-            self._send(tenant, n)
-
-    def _send(self, tenant: str, n: Notification) -> None:
-        if self._deliver.submit(tenant, n):
-            self.stats.notifications += 1
-        else:
-            self.stats.notifications_dropped += 1
-
-    def _escalate(self, tenant: str, t: _Tenant, now: int) -> None:
-        muted = self._muted(t, now)
-        for a in list(t.active.values()):
-            rule = t.rules.get(a.rule_id)
-            if rule is None or a.state != "triggered":
-                continue
-            while a.escalation_step < len(rule.escalation):
-                step = rule.escalation[a.escalation_step]
-                if now - a.starts_ms < step.after_ms:
-                    break
-                a = lifecycle.raise_severity(a, step.severity, now, a.escalation_step + 1)
-                self._record(tenant, t, a, "escalated", now, step=a.escalation_step,
-                             channels=list(step.channels))
-                if not muted(a):
-                    for channel in step.channels:
-                        self._send(tenant, Notification(
-                            channel, f"escalation:{a.fingerprint}", "firing",
-                            dict(group_labels(rule, a.labels)), (a.view(),), a.severity, now,
-                            escalation=a.escalation_step))
+                t.apply(t.evaluator.set_values(rule.id, probs, now), now)
+                t.flush(now)
 
     # ------------------------------------------------------------------ rules
     def rules(self, tenant: str) -> list[dict[str, Any]]:
@@ -367,11 +261,49 @@ class AlertingService:
             now = self._clock()
             self._state.delete(tenant, "rule", rule_id)
             for a in [a for a in t.active.values() if a.rule_id == rule_id]:
-                self._record(tenant, t, lifecycle.resolve(a, None, "rule deleted", now),
+                t.record(lifecycle.resolve(a, None, "rule deleted", now),
                              "resolved", now)
             t.evaluator.remove_rule(rule_id)
             del t.rules[rule_id]
             t.forecast_due.pop(rule_id, None)
+
+    def apply(self, tenant: str, rf: RulesFile) -> None:
+        """Create or replace a rules file's channels, then its rules."""
+        for ch in rf.channels:
+            self.put_channel(tenant, ch.doc(), create=ch.name not in self._tenant(
+                tenant).channels)
+        for rule in rf.rules:
+            self.put_rule(tenant, dict(rule.doc or {}), rule.id,
+                          create=rule.id not in self._tenant(tenant).rules)
+
+    def backfill_request(self, tenant: str, body: object) -> dict[str, object]:
+        """``POST /api/v1/rules/backfill``: validate the request, replay, report."""
+        d = Fields(body, "", ("rule_id", "rule", "start", "end", "step_s"))
+        if d.has("rule_id") == d.has("rule"):
+            raise InvalidInput(Problem("give rule_id or rule (not both)", field="rule"))
+        rule = (self.rule(tenant, d.str_("rule_id")) if d.has("rule_id")
+                else parse_rule(d.doc["rule"], rule_id="backfill"))
+        end = d.time_ms("end", self._clock())
+        start = d.time_ms("start", end - 86_400_000)
+        step = d.ms("step_s", 10.0, hi=3600.0, positive=True)
+        if start >= end or (end - start) // step > 2_000_000:
+            raise InvalidInput(Problem("start must be before end, and (end - start) / step_s "
+                                       "at most 2,000,000", field="start"))
+        firings, series, samples = self.backfill(tenant, rule, start, end, step)
+        return {"rule": dict(rule.doc or {}), "start_ms": start, "end_ms": end,
+                "series": series, "samples": samples,
+                "alerts": [f.as_dict() for f in firings]}
+
+    def backfill(self, tenant: str, rule: Rule, start_ms: int, end_ms: int, step_ms: int
+                 ) -> tuple[list[Firing], int, int]:
+        """When ``rule`` would have fired over stored samples in ``[start, end)``; changes
+        nothing. Returns the firings, series and samples replayed."""
+        if self._samples is None:
+            raise InvalidInput(Problem("no stored samples to replay here", field="rule"))
+        keys, idx, ts, vs = self._samples(tenant, rule, start_ms, end_ms)
+        replay = Replay([rule])
+        replay.run(keys, idx, ts, vs, step_ms, end_ms)
+        return replay.firings(), len(keys), len(ts)
 
     def explain(self, tenant: str, rule_id: str) -> dict[str, object]:
         rule = self.rule(tenant, rule_id)
@@ -394,15 +326,18 @@ class AlertingService:
 
     def put_channel(self, tenant: str, doc: Mapping[str, object], name: str | None = None,
                     *, create: bool = True) -> Channel:
+        """Create (``create``) or replace a channel; a replacement may send back the
+        ``***`` that GET shows for a secret, which keeps the stored one."""
         if name is not None:
             doc = {**doc, "name": name}
-        ch = parse_channel(doc)
         with self._lock:
             t = self._tenant(tenant)
-            if create and ch.name in t.channels:
+            previous = t.channels.get(str(doc.get("name")))
+            ch = parse_channel(doc if previous is None else restore_secrets(doc, previous))
+            if create and previous is not None:
                 raise Conflict(f"channel {ch.name!r} exists; PUT /api/v1/channels/{ch.name} "
                                "replaces it")
-            if not create and ch.name not in t.channels:
+            if not create and previous is None:
                 raise NotFound(f"no channel {ch.name!r}")
             self._state.put(tenant, "channel", ch.name, ch.doc())
             t.channels[ch.name] = ch
@@ -429,7 +364,7 @@ class AlertingService:
                                   since_ms=since_ms, limit=limit)
         with self._lock:
             t = self._tenant(tenant)
-            muted = self._muted(t, self._clock())
+            muted = t.muted(self._clock())
             silenced = list(t.silences.values())
         now = self._clock()
         for d in docs:
@@ -454,7 +389,7 @@ class AlertingService:
             a = self._active(t, tenant, alert_id)
             now = self._clock()
             a = lifecycle.acknowledge(a, by, comment, now)
-            self._record(tenant, t, a, "acknowledged", now, by, comment)
+            t.record(a, "acknowledged", now, by, comment)
             return a
 
     def resolve(self, tenant: str, alert_id: str, by: str, comment: str | None) -> Alert:
@@ -464,11 +399,11 @@ class AlertingService:
             now = self._clock()
             a = lifecycle.resolve(a, by, "by hand", now)
             t.evaluator.hold(a.fingerprint)
-            self._record(tenant, t, a, "resolved", now, by, comment)
-            self._flush(tenant, t, now)
+            t.record(a, "resolved", now, by, comment)
+            t.flush(now)
             return a
 
-    def _active(self, t: _Tenant, tenant: str, alert_id: str) -> Alert:
+    def _active(self, t: TenantAlerting, tenant: str, alert_id: str) -> Alert:
         for a in t.active.values():
             if a.id == alert_id:
                 return a

@@ -47,6 +47,14 @@ def create_rule(a: Alerting, t: Tenant, body: JsonBody) -> Response:
     return json_response(dict(a.put_rule(t, body).doc or {}), status=201)
 
 
+@router.post("/rules/backfill", summary="When a rule would have fired over stored history")
+def backfill(a: Alerting, t: Tenant, body: JsonBody) -> Response:
+    """``{"rule_id": "…"}`` or ``{"rule": {…a rule document…}}``, with ``start``, ``end``
+    (RFC 3339 or epoch s; default the last 24 h) and ``step_s`` (evaluation step, default
+    10). A dry run: nothing is stored or notified."""
+    return json_response(a.backfill_request(t, body))
+
+
 @router.get("/rules/{rule_id}", summary="One alert rule")
 def get_rule(a: Alerting, t: Tenant, rule_id: str) -> Response:
     return json_response(dict(a.rule(t, rule_id).doc or {}))

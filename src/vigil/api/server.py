@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from vigil import __version__
-from vigil.api import alerting, analytics, errors, ingest, ops, query
+from vigil.api import alerting, analytics, errors, ingest, ops, query, tasks
 from vigil.app import Components
 
 
@@ -25,6 +25,6 @@ def create_app(c: Components, *, close_on_shutdown: bool = True) -> FastAPI:
     )
     app.state.components = c
     errors.install(app)
-    for module in (ingest, query, analytics, alerting, ops):
+    for module in (ingest, query, analytics, tasks, alerting, ops):
         app.include_router(module.router)
     return app

@@ -26,10 +26,25 @@ Labels = tuple[tuple[str, str], ...]
 
 @dataclass(frozen=True, slots=True)
 class SeriesKey:
-    """Identity of a series within a tenant: metric name and labels sorted by name."""
+    """Identity of a series within a tenant: metric name and labels sorted by name.
+
+    The hash is computed once: keys are looked up per batch by the store's index and the
+    alert evaluator, and a tuple of label pairs is otherwise hashed anew every time.
+    """
 
     name: str
     labels: Labels = ()
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.name, self.labels)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple[type[SeriesKey], tuple[str, Labels]]:
+        # str hashes differ between processes: rebuild, never carry the hash across.
+        return (SeriesKey, (self.name, self.labels))
 
     @classmethod
     def of(cls, name: str, labels: Mapping[str, str] | None = None) -> SeriesKey:

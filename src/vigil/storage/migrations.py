@@ -74,6 +74,37 @@ MIGRATIONS: tuple[Migration, ...] = (
             "DROP TABLE alert_objects",
         ),
     ),
+    Migration(
+        3,
+        "task executions and their steps (workflow analytics)",
+        (
+            # One row per task execution. ts: when it ended (finished_ms), else when it
+            # started; every report window filters on it. retried: the execution has status
+            # "retried" or a step needed more than one attempt.
+            """CREATE TABLE task_runs (
+                tenant VARCHAR NOT NULL, namespace VARCHAR NOT NULL, task_name VARCHAR NOT NULL,
+                version VARCHAR NOT NULL, task_id VARCHAR NOT NULL, status VARCHAR NOT NULL,
+                started_ms BIGINT NOT NULL, finished_ms BIGINT, ts BIGINT NOT NULL,
+                duration_ms DOUBLE, retried BOOLEAN NOT NULL, step_count INTEGER NOT NULL)""",
+            # One row per step, carrying its task's scope and ts so reports need no join;
+            # step_key: the id of (tenant, namespace, task_name, step_name) in
+            # task_step_keys; grouping on one small integer is cheaper than on three strings.
+            """CREATE TABLE task_steps (
+                tenant VARCHAR NOT NULL, namespace VARCHAR NOT NULL, task_name VARCHAR NOT NULL,
+                version VARCHAR NOT NULL, task_id VARCHAR NOT NULL, ts BIGINT NOT NULL,
+                step_name VARCHAR NOT NULL, status VARCHAR NOT NULL, attempts INTEGER NOT NULL,
+                duration_ms DOUBLE, timeout_s DOUBLE, error_type VARCHAR, error_message VARCHAR,
+                step_key INTEGER NOT NULL)""",
+            """CREATE TABLE task_step_keys (
+                id INTEGER NOT NULL, tenant VARCHAR NOT NULL, namespace VARCHAR NOT NULL,
+                task_name VARCHAR NOT NULL, step_name VARCHAR NOT NULL)""",
+        ),
+        (
+            "DROP TABLE task_step_keys",
+            "DROP TABLE task_steps",
+            "DROP TABLE task_runs",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

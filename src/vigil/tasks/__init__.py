@@ -1,0 +1,1 @@
+"""Workflow analytics: task events, performance and bottleneck reports, their cache."""
