@@ -52,7 +52,8 @@ def fingerprint(rule_id: str, key: SeriesKey) -> str:
 
 
 class _Slots:
-    """Growable columns; ``n`` rows in use."""
+    """Growable columns, as attributes (``s.firing``…, typed as arrays below); ``n`` rows
+    in use."""
 
     SPEC: tuple[tuple[str, type, float], ...] = (
         ("rule", np.int32, -1), ("kind", np.int8, 0), ("op", np.int8, 0),
@@ -69,6 +70,32 @@ class _Slots:
         ("r_min", np.float64, np.inf), ("r_max", np.float64, -np.inf),
         ("r_lts", np.int64, -1), ("r_last", np.float64, np.nan),
     )
+    rule: np.ndarray
+    kind: np.ndarray
+    op: np.ndarray
+    threshold: np.ndarray
+    clear_thr: np.ndarray
+    for_ms: np.ndarray
+    keep_ms: np.ndarray
+    width: np.ndarray
+    agg: np.ndarray
+    value: np.ndarray
+    data_ts: np.ndarray
+    seen_ms: np.ndarray
+    eval_ms: np.ndarray
+    pending: np.ndarray
+    clear: np.ndarray
+    since: np.ndarray
+    firing: np.ndarray
+    hold: np.ndarray
+    breaching: np.ndarray
+    r_epoch: np.ndarray
+    r_cnt: np.ndarray
+    r_sum: np.ndarray
+    r_min: np.ndarray
+    r_max: np.ndarray
+    r_lts: np.ndarray
+    r_last: np.ndarray
 
     def __init__(self) -> None:
         self.n = 0
@@ -85,19 +112,13 @@ class _Slots:
         for name, col in self.cols.items():
             new[name][: self.n] = col[: self.n]
         self.cols, self.cap = new, cap
+        self.__dict__.update(new)  # plain attributes: no lookup function per access
 
     def add(self) -> int:
         if self.n == self.cap:
             self._grow(2 * self.cap)
         self.n += 1
         return self.n - 1
-
-    def __getattr__(self, name: str) -> np.ndarray:
-        try:
-            col: np.ndarray = self.__dict__["cols"][name]
-            return col
-        except KeyError:
-            raise AttributeError(name) from None
 
 
 _AGGS = ("avg", "min", "max", "sum", "count", "last")
@@ -141,7 +162,11 @@ class Evaluator:
         self._rules: list[Rule | None] = []  # rule index -> rule (None: removed)
         self._ridx: dict[str, int] = {}
         self._by_metric: dict[str, _MetricRules] = {}
-        self._cache: dict[SeriesKey, Int64Array] = {}
+        # Each series seen gets a group: the slots of the rules it matches, kept as one
+        # flat array with offsets (CSR) so a batch maps to slots with numpy alone.
+        self._gid: dict[SeriesKey, int] = {}
+        self._groups: list[Int64Array] = []
+        self._csr: tuple[Int64Array, Int64Array, Int64Array] | None = None  # flat, off, len
         self._slot_of: dict[tuple[int, SeriesKey], int] = {}
         self._by_fp: dict[str, int] = {}
         self._keys: list[SeriesKey] = []  # slot -> series
@@ -172,7 +197,9 @@ class Evaluator:
             return  # its values come from set_values, not the stream
         for key in self._seen.get(rule.metric, ()):  # seen already: add the new rule's slots
             if _matches(rule, key):
-                self._cache[key] = np.append(self._cache[key], self._slot(i, rule, key))
+                g = self._gid[key]
+                self._groups[g] = np.append(self._groups[g], self._slot(i, rule, key))
+                self._csr = None
 
     def remove_rule(self, rule_id: str) -> None:
         i = self._ridx.pop(rule_id, -1)
@@ -188,8 +215,10 @@ class Evaluator:
             key = self._keys[slot]
             self._by_fp.pop(self._fps[slot], None)
             self._slot_of.pop((i, key), None)
-            if key in self._cache:
-                self._cache[key] = self._cache[key][self._cache[key] != slot]
+            g = self._gid.get(key)
+            if g is not None:
+                self._groups[g] = self._groups[g][self._groups[g] != slot]
+                self._csr = None
 
     def seed(self, rule_id: str, keys: Iterable[SeriesKey], now_ms: int) -> None:
         """Known series of a rule, seen ``now_ms`` (after a start or a rule change): an
@@ -228,8 +257,8 @@ class Evaluator:
         self._fps.append(fp)
         return slot
 
-    def _match(self, key: SeriesKey) -> Int64Array:
-        """Slots of a series not seen before (created for each rule that matches it)."""
+    def _match(self, key: SeriesKey) -> int:
+        """The group of a series not seen before (slots for each rule that matches it)."""
         slots: list[int] = []
         self._seen.setdefault(key.name, []).append(key)
         metric = self._by_metric.get(key.name)
@@ -239,24 +268,33 @@ class Evaluator:
                 assert rule is not None, "BUG: removed rule still indexed by metric"
                 if rule.condition.kind != "forecast" and _matches(rule, key):
                     slots.append(self._slot(i, rule, key))
-        out = np.asarray(slots, np.int64)
-        self._cache[key] = out
-        return out
+        g = self._gid[key] = len(self._groups)
+        self._groups.append(np.asarray(slots, np.int64))
+        self._csr = None
+        return g
+
+    def _table(self) -> tuple[Int64Array, Int64Array, Int64Array]:
+        if self._csr is None:
+            lens = np.fromiter((len(x) for x in self._groups), np.int64, len(self._groups))
+            flat = np.concatenate(self._groups) if self._groups else np.empty(0, np.int64)
+            self._csr = (flat, np.cumsum(lens) - lens, lens)
+        return self._csr
 
     # ------------------------------------------------------------------ stream
     def observe(self, batch: SampleBatch, now_ms: int) -> list[Transition]:
         """Evaluate the rules over one committed batch; returns what fired or resolved."""
         if not self._by_metric or not len(batch):
             return []
-        get = self._cache.get
+        get = self._gid.get
         found = [get(m.key) for m in batch.series]  # one hash per distinct series
-        per_series = [self._match(m.key) if p is None else p
-                      for m, p in zip(batch.series, found, strict=True)]
-        counts = np.fromiter((len(p) for p in per_series), np.int64, len(per_series))
+        if None in found:
+            found = [self._match(m.key) if g is None else g
+                     for m, g in zip(batch.series, found, strict=True)]
+        gid = np.fromiter(found, np.int64, len(found))
+        flat, group_off, group_len = self._table()
+        counts, offsets = group_len[gid], group_off[gid]
         if not counts.any():
             return []
-        flat = np.concatenate(per_series)
-        offsets = np.cumsum(counts) - counts
         # Expand samples to (sample, slot) pairs: CSR over the batch's series.
         n_per = counts[batch.series_idx]
         sample = np.repeat(np.arange(len(batch)), n_per)
