@@ -159,19 +159,19 @@ def period_search(rows: Float64Array, *, min_period: int, max_period: int,
     so one series, many series and a precomputed batch agree exactly.
 
     A period repeats at least ``min_cycles`` times in the row: after removing the mean
-    and a linear trend and winsorising spikes (6 x 1.4826 MAD), its autocorrelation
-    (with ``size_correction``, scaled by width / (width - lag) for the shrinking number
-    of pairs; without, the biased estimator, which favours short lags) peaks at >= ``min_acf`` and rises
-    >= ``min_rise`` above the lowest point before it (a slowly decaying autocorrelation
-    is memory, not a season); of the peaks within 90 % of the best, or within ``slack``
-    of it if that is wider, the shortest lag wins (a multiple of the period does not; the
-    size correction lifts noise at long lags, so short noisy rows want a slack of about
-    2 / sqrt(width), the sampling error of the autocorrelation). The peak of a long period is broad, so the lag
-    is then refined near it: ``refine="misfit"`` takes the smallest mean |y_t - y_(t-lag)|
-    within +-1/12 (cheap, vectorised; what the streaming detectors use);
-    ``refine="sinusoid"`` the best least-squares sinusoid within +-1/8 (the
-    maximum-likelihood frequency in noise: a noisy 288-step period to about a step, at a
-    cost of ~200 fits per row).
+    and a linear trend and winsorising spikes (6 x 1.4826 MAD), its autocorrelation peaks
+    at >= ``min_acf`` and rises >= ``min_rise`` above the lowest point before it (a
+    slowly decaying autocorrelation is memory, not a season). With ``size_correction``
+    the autocorrelation is scaled by width / (width - lag) for the shrinking number of
+    pairs; without, it is the biased estimator, which favours short lags. Of the peaks
+    within 90 % of the best, or within ``slack`` of it if that is wider, the shortest lag
+    wins (a multiple of the period does not; short noisy rows want a slack of about
+    2 / sqrt(width), the sampling error of the autocorrelation). The peak of a long
+    period is broad, so the lag is then refined near it: ``refine="misfit"`` takes the
+    smallest mean |y_t - y_(t-lag)| within +-1/12 (cheap, vectorised; what the streaming
+    detectors use); ``refine="sinusoid"`` the best least-squares sinusoid within +-1/8
+    (the maximum-likelihood frequency in noise: a noisy 288-step period to about a step,
+    at the cost of ~200 fits per row).
 
     >>> t = np.arange(600.0)
     >>> period_search(np.sin(2 * np.pi * t / 50)[None, :], min_period=4,
