@@ -65,4 +65,6 @@ def test_root_cause_ranks_related_metrics_beyond_the_first_twenty(tmp_path: Path
             np.tile(t, len(keys)).astype(np.int64), np.concatenate(values)))
         rc = vigil.analyze("root-cause", "lat", start=NOW - 3600, end=NOW, step="1m")
     assert rc["related_match"] == "host=b"
-    assert [m["name"] for m in rc["related"]] == ["zz_cpu"]  # type: ignore[index, union-attr]
+    related = rc["related"]
+    assert isinstance(related, list)
+    assert [m["name"] for m in related] == ["zz_cpu"]

@@ -171,7 +171,6 @@ def insights(result: QueryResult, step_ms: int, *, range_ms: int,
     capacity over the series of ``result``, which spans ``range_ms``."""
     from vigil.analytics import insights as ins
     from vigil.analytics.capacity import time_to_threshold
-    from vigil.analytics.correlation import correlation_matrix, significant_pairs
     from vigil.analytics.trend import trend
 
     labels = [s.labels for s in result.series]
@@ -184,10 +183,8 @@ def insights(result: QueryResult, step_ms: int, *, range_ms: int,
         [float(np.mean(result.series[i].values)) for i in usable], window_s=range_ms / 1000)
     names, _, values = matrix(result, step_ms)
     if len(names) >= 2:
-        pairs = significant_pairs(correlation_matrix(values, names), min_strength=0.8,
-                                  min_confidence=0.99)
-        found += ins.from_correlations(result.name, pairs, dict(zip(names, labels,
-                                                                    strict=True)))
+        found += ins.correlation_insights(result.name, values, names,
+                                          dict(zip(names, labels, strict=True)))
     if threshold is not None:
         caps = []
         for i in usable:

@@ -137,6 +137,29 @@ def seasonality(values: npt.ArrayLike, timestamps_ms: npt.ArrayLike | None = Non
     return Seasonality(True, best, period_ms, strength, threshold, n, acf)
 
 
+
+def deseasonalised(values: npt.ArrayLike) -> Float64Array:
+    """The values minus their seasonal profile (the mean of each phase of the period that
+    :func:`seasonality` detects, centred), so what is left is trend, noise and whatever
+    else moves them; the values unchanged when no period is detected. NaN stays NaN.
+
+    >>> wave = [10 * math.sin(2 * math.pi * t / 12) + (t >= 60) for t in range(96)]
+    >>> residual = deseasonalised(wave)
+    >>> round(float(np.ptp(residual[:60])), 6), round(float(residual[80] - residual[20]), 3)
+    (0.0, 1.0)
+    """
+    x = as_values(values).copy()
+    found = seasonality(x)
+    if not found.detected or found.period is None:
+        return x
+    phase = np.arange(len(x)) % found.period
+    ok = np.isfinite(x)
+    sums = np.bincount(phase[ok], weights=x[ok], minlength=found.period)
+    counts = np.bincount(phase[ok], minlength=found.period)
+    profile = np.where(counts > 0, sums / np.maximum(counts, 1), math.nan)
+    profile = np.nan_to_num(profile - np.nanmean(profile))
+    return np.asarray(x - profile[phase], np.float64)
+
 @dataclass(frozen=True, slots=True)
 class PeriodSearch:
     """What :func:`period_search` found in each row (the same row order)."""
