@@ -44,3 +44,27 @@ def test_analyze_kinds(v: Vigil) -> None:
         assert v.analyze("insights", "lat", **window)["insights"]
         with pytest.raises(InvalidInput, match="unknown analysis"):
             v.analyze("magic", "lat")
+
+
+def test_root_cause_ranks_related_metrics_beyond_the_first_twenty(tmp_path: Path) -> None:
+    """30 unrelated metrics sort before the one that moved (``zz_cpu``); it shares the
+    anomalous series' labels (host and region), they only the host, so it is searched."""
+    rng = np.random.default_rng(5)
+    t = (NOW - 7200 + np.arange(720) * 10) * 1000
+    late = np.where(np.arange(720) >= 360, 1.0, 0.0)
+    keys = [SeriesKey.of("lat", {"host": h, "region": "eu"}) for h in ("a", "b")]
+    values = [100 + rng.normal(0, 2, 720), 100 + rng.normal(0, 2, 720) + 200 * late]
+    for i in range(30):  # carry host=b, never move
+        keys.append(SeriesKey.of(f"aa_{i:02d}", {"host": "b", "job": "batch"}))
+        values.append(10 + rng.normal(0, 1, 720))
+    keys.append(SeriesKey.of("zz_cpu", {"host": "b", "region": "eu"}))
+    values.append(30 + rng.normal(0, 1, 720) + 40 * late)
+    with Vigil(tmp_path) as vigil:
+        vigil.record_batch(SampleBatch(
+            [SeriesMeta(k) for k in keys], np.repeat(np.arange(len(keys), dtype=np.int32), 720),
+            np.tile(t, len(keys)).astype(np.int64), np.concatenate(values)))
+        rc = vigil.analyze("root-cause", "lat", start=NOW - 3600, end=NOW, step="1m")
+    assert rc["related_match"] == "host=b"
+    related = rc["related"]
+    assert isinstance(related, list)
+    assert [m["name"] for m in related] == ["zz_cpu"]

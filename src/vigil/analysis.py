@@ -9,7 +9,7 @@ caller (the API edge) or by the analytics functions themselves.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -171,7 +171,6 @@ def insights(result: QueryResult, step_ms: int, *, range_ms: int,
     capacity over the series of ``result``, which spans ``range_ms``."""
     from vigil.analytics import insights as ins
     from vigil.analytics.capacity import time_to_threshold
-    from vigil.analytics.correlation import correlation_matrix, significant_pairs
     from vigil.analytics.trend import trend
 
     labels = [s.labels for s in result.series]
@@ -184,10 +183,8 @@ def insights(result: QueryResult, step_ms: int, *, range_ms: int,
         [float(np.mean(result.series[i].values)) for i in usable], window_s=range_ms / 1000)
     names, _, values = matrix(result, step_ms)
     if len(names) >= 2:
-        pairs = significant_pairs(correlation_matrix(values, names), min_strength=0.8,
-                                  min_confidence=0.99)
-        found += ins.from_correlations(result.name, pairs, dict(zip(names, labels,
-                                                                    strict=True)))
+        found += ins.correlation_insights(result.name, values, names,
+                                          dict(zip(names, labels, strict=True)))
     if threshold is not None:
         caps = []
         for i in usable:
@@ -205,14 +202,19 @@ def _paired(now: QueryResult, baseline: QueryResult) -> list[np.ndarray]:
 
 # (name, extra matchers, window) -> the query's result; window "now" or "baseline"
 RunWindow = Callable[[str, list[str], str], QueryResult]
+# (label, value) -> (metric name, labels) of every series carrying label=value
+Carriers = Callable[[str, str], Sequence[tuple[str, Mapping[str, str]]]]
 
 
-def root_cause(run: RunWindow, name: str, other_metrics: Sequence[str], *,
+def root_cause(run: RunWindow, name: str, carriers: Carriers, *,
                aggregate: str = "mean", top: int = 10, related: int = 20) -> Document:
     """Explain the change of ``aggregate`` of metric ``name`` between the baseline and the
     anomaly window, and list which series of up to ``related`` other metrics moved at the
-    same time among those carrying the label value that explains most of the change."""
-    from vigil.analytics.rca import explain, movers
+    same time among those carrying the label value that explains most of the change. The
+    other metrics are those with series carrying that value, ranked by
+    :func:`vigil.analytics.rca.rank_related` (label overlap with the anomalous series,
+    then how many series carry the value, then name)."""
+    from vigil.analytics.rca import explain, movers, rank_related
 
     now, base = run(name, [], "now"), run(name, [], "baseline")
     result = explain([s.labels for s in now.series], _paired(now, base),
@@ -222,7 +224,9 @@ def root_cause(run: RunWindow, name: str, other_metrics: Sequence[str], *,
     if lead is None or not related:
         return doc
     moved = []
-    for other in [m for m in other_metrics if m != name][:related]:
+    lead_carriers = carriers(lead.label, lead.value)
+    anomalous = [s.labels for s in now.series]
+    for other in rank_related(lead_carriers, anomalous, exclude=name, limit=related):
         match = [f"{lead.label}={lead.value}"]
         o_now, o_base = run(other, match, "now"), run(other, match, "baseline")
         for m in movers([s.labels for s in o_now.series], _paired(o_now, o_base),

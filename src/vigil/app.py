@@ -25,6 +25,7 @@ from vigil.alerting.service import AlertingService
 from vigil.cluster.bus import LocalBus
 from vigil.config import Settings
 from vigil.core.errors import InvalidInput, Problem
+from vigil.core.matchers import Matcher
 from vigil.core.timeutil import now_ms
 from vigil.core.types import Float64Array, Int64Array, SampleBatch, SeriesKey
 from vigil.ingest.json_samples import parse_samples
@@ -293,8 +294,11 @@ class Vigil:
                     p.update(start=str(b_start), end=str(b_end))
                 return self._c.engine.run(self.tenant, Query.from_params(p, now_ms()))
 
-            names = [m.name for m in self._c.store.metric_names(self.tenant)]
-            return analysis.root_cause(run, name, names, **options)
+            def carriers(label: str, value: str) -> list[tuple[str, dict[str, str]]]:
+                return [(s.key.name, s.key.label_dict()) for s in self._c.store.find_series(
+                    self.tenant, None, [Matcher(label, "=", value)])]
+
+            return analysis.root_cause(run, name, carriers, **options)
         result = self._c.engine.run(self.tenant, query)
         if kind == "insights":
             options.setdefault("range_ms", query.end_ms - query.start_ms)

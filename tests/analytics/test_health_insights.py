@@ -9,6 +9,7 @@ import pytest
 from vigil.analytics.correlation import correlation_matrix, significant_pairs
 from vigil.analytics.health import health, status_of
 from vigil.analytics.insights import (
+    correlation_insights,
     from_anomalies,
     from_correlations,
     from_trends,
@@ -73,3 +74,30 @@ def test_correlation_insights_and_ranking() -> None:
     anomalies = from_anomalies("cpu", [{"h": "x"}], [T], [np.r_[np.zeros(59), 0.99]])
     order = ranked([*found, *anomalies])
     assert [i.type for i in order] == ["anomaly", "correlation"]
+
+
+def daily_pair(shared_movement: bool, seed: int) -> np.ndarray:
+    """Two hourly series over 14 days with the same daily cycle and their own noise; with
+    ``shared_movement`` both also follow the same slow random wander."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(14 * 24)
+    cycle = 10 * np.sin(2 * np.pi * t / 24)
+    wander = np.convolve(np.cumsum(rng.normal(0, 1, len(t))), np.ones(6) / 6, "same")
+    rows = [cycle + rng.normal(0, 1.5, len(t)) for _ in range(2)]
+    if shared_movement:
+        rows = [r + 3 * wander for r in rows]
+    return np.vstack(rows)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(("shared_movement", "expected"), [(False, 0), (True, 1)])
+def test_correlation_insights_ignore_a_shared_seasonality(shared_movement: bool,
+                                                         expected: int, seed: int) -> None:
+    values = daily_pair(shared_movement, seed)
+    raw = significant_pairs(correlation_matrix(values, ["a", "b"]), min_strength=0.8,
+                            min_confidence=0.99)
+    assert len(raw) == 1  # the raw series correlate strongly either way
+    found = correlation_insights("rps", values, ["a", "b"], {"a": {"h": "a"}, "b": {"h": "b"}})
+    assert len(found) == expected
+    for i in found:
+        assert i.type == "correlation" and float(i.evidence["residual_r"]) >= 0.3  # type: ignore[arg-type]

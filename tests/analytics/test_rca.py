@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vigil.analytics.rca import AGGREGATES, explain, movers
+from vigil.analytics.rca import AGGREGATES, explain, movers, rank_related
 
 RNG = np.random.default_rng(11)
 
@@ -66,3 +66,25 @@ def test_bad_aggregate() -> None:
     with pytest.raises(ValueError, match="aggregate must be one of"):
         explain([], [], [], "median")
     assert set(AGGREGATES) >= {"mean", "p95"}
+
+
+ANOMALOUS = [{"host": "b", "region": "eu", "service": "api"}]
+
+
+@pytest.mark.parametrize(("carriers", "limit", "expected"), [
+    # label overlap first: the late name sharing more labels wins
+    ([("a", {"host": "b"}), ("z", {"host": "b", "region": "eu"})], 20, ["z", "a"]),
+    # then how many series carry the value
+    ([("a", {"host": "b"}), ("m", {"host": "b"}), ("m", {"host": "b", "disk": "1"})], 20,
+     ["m", "a"]),
+    # then the name; the anomalous metric itself is left out
+    ([("c", {"host": "b"}), ("b", {"host": "b"}), ("lat", {"host": "b"})], 20, ["b", "c"]),
+    # 25 metrics, the relevant one last alphabetically, a limit of 20
+    ([(f"m{i:02d}", {"host": "b"}) for i in range(25)]
+     + [("zz", {"host": "b", "region": "eu", "service": "api"})], 20,
+     ["zz"] + [f"m{i:02d}" for i in range(19)]),
+    ([], 20, []),
+])
+def test_rank_related(carriers: list[tuple[str, dict[str, str]]], limit: int,
+                      expected: list[str]) -> None:
+    assert rank_related(carriers, ANOMALOUS, exclude="lat", limit=limit) == expected

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from vigil.analytics.anomaly_refresh import keep_period, period_search, robust_stats
+from vigil.analytics.anomaly_refresh import keep_period, robust_stats, season_period
 from vigil.analytics.anomaly_state import (
     C_F,
     C_FP,
@@ -105,7 +105,8 @@ class ScalarOps:
         if due:
             p = self.p
             win = self.window(n, min(int(n), self.ring_len))
-            found, misfit, y = period_search(win, p.max_period, p.season_min_period)
+            ps = season_period(win, p.max_period, p.season_min_period)
+            found, misfit, y = ps.period, ps.misfit, ps.y
             current = np.array([int(cols[C_PER])])
             per = keep_period(y, current, found, misfit, p.max_period, p.season_min_period)
             cols[C_PER] = float(per[0])
@@ -144,7 +145,8 @@ class BatchOps(ScalarOps):
             for lo in range(0, len(group), 256):
                 part = group[lo : lo + 256]
                 win = np.stack([ext[n - c - base : n - base] for n in part])
-                found, misfit, _ = period_search(win, p.max_period, p.season_min_period)
+                ps = season_period(win, p.max_period, p.season_min_period)
+                found, misfit = ps.period, ps.misfit
                 self.per_at.update({n: (int(f), float(d)) for n, f, d in zip(
                     part, found, misfit, strict=True)})
 
@@ -159,7 +161,7 @@ class BatchOps(ScalarOps):
             if current and found:  # the rare case that needs the window again
                 p = self.p
                 win = self.window(n, min(int(n), self.ring_len))
-                _, _, y = period_search(win, p.max_period, p.season_min_period)
+                y = season_period(win, p.max_period, p.season_min_period).y
                 found = int(keep_period(y, np.array([current]), np.array([found]),
                                         np.array([misfit]), p.max_period,
                                         p.season_min_period)[0])
@@ -259,7 +261,8 @@ class ArrayOps:
             for lo in range(0, len(group), 1024):
                 part = group[lo : lo + 1024]
                 win = self.window(part, n[part], int(c))
-                found, misfit, y = period_search(win, p.max_period, p.season_min_period)
+                ps = season_period(win, p.max_period, p.season_min_period)
+                found, misfit, y = ps.period, ps.misfit, ps.y
                 current = cols[C_PER][part].astype(np.int64)
                 cols[C_PER][part] = keep_period(y, current, found, misfit, p.max_period,
                                                 p.season_min_period)

@@ -35,6 +35,7 @@ from typing import Literal, get_args
 import numpy as np
 import numpy.typing as npt
 
+from vigil.analytics.seasonality import period_search
 from vigil.core.errors import InvalidInput, Problem
 from vigil.core.types import Float64Array, Int64Array
 
@@ -148,12 +149,12 @@ def mase(actual: npt.ArrayLike, predicted: npt.ArrayLike, history: npt.ArrayLike
 
 def detect_period(values: npt.ArrayLike, *, step_ms: int | None = None,
                   max_period: int | None = None, min_acf: float = 0.3) -> int | None:
-    """The seasonal period in points from the autocorrelation (via the variogram) of the
-    linearly detrended series, or None. Needs three cycles in the data. Each run of lags with
-    ACF >= ``min_acf`` (other than the initial decay from lag 0) is a hump offering the middle
-    of its upper half; the highest hump wins, the shortest among those within 10 % of it (so
-    multiples of the period do not beat it). Given the sampling step, a period within 3 % of
-    an hour, a day or a week snaps to it (edge effects move the peak by a lag or two).
+    """The seasonal period in points, or None: the one detector,
+    :func:`vigil.analytics.seasonality.period_search`, on the gap-filled series, asking
+    for three cycles in the data, an autocorrelation peak of at least ``min_acf`` that
+    rises 0.3 above the dip before it, and the sinusoid refinement. Given the sampling
+    step, a period within 3 % of an hour, a day or a week snaps to it (edge effects move
+    the peak by a lag or two).
 
     >>> detect_period(np.sin(2 * np.pi * np.arange(120) / 12))
     12
@@ -163,30 +164,14 @@ def detect_period(values: npt.ArrayLike, *, step_ms: int | None = None,
     hi = min(n // 3, max_period or n)
     if hi < 3:
         return None
-    x = y - np.polyval(np.polyfit(np.arange(n), y, 1), np.arange(n))
-    spec = np.fft.rfft(x, 2 * n)
-    raw = np.fft.irfft(spec * np.conj(spec))[: hi + 2]  # sum_t x_t x_{t+k}
-    var = float(np.var(x))
-    if var <= 1e-24 * max(1.0, float(np.max(np.abs(y))) ** 2):
+    if float(np.ptp(y)) <= 1e-12 * max(1.0, float(np.max(np.abs(y)))):
         return None
-    # 1 - variogram / (2 var): the ACF normalised per lag, so a finite sample's edges do not
-    # bias the peak (the plain unbiased ACF of 4 cycles of a sine peaks 2 lags late).
-    lag = np.arange(hi + 2)
-    sq = np.concatenate([[0.0], np.cumsum(x * x)])
-    acf = 1.0 - (sq[n] - sq[lag] + sq[n - lag] - 2 * raw) / (n - lag) / (2 * var)
-    above = np.concatenate([[False], acf[1: hi + 1] >= min_acf, [False]]).astype(np.int8)
-    edges = np.flatnonzero(np.diff(above)) + 1  # runs of ACF >= min_acf: lags [a, b)
-    runs = [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True) if a > 1]
-    if not runs:
+    found = int(period_search(np.ascontiguousarray(y[None, :]), min_period=2, max_period=hi,
+                              min_cycles=3, min_acf=min_acf, min_rise=0.3,
+                              slack=2.0 / math.sqrt(n),
+                              refine="sinusoid").period[0])
+    if found == 0:
         return None
-    lags, heights = [], []
-    for a, b in runs:  # the middle of the hump's upper half: noise moves the argmax
-        top = float(np.max(acf[a:b]))
-        upper = a + np.flatnonzero(acf[a:b] >= (top + min_acf) / 2)
-        lags.append((int(upper[0]) + int(upper[-1]) + 1) // 2)
-        heights.append(top)
-    best = max(heights)
-    found = next(lag for lag, top in zip(lags, heights, strict=True) if top >= 0.9 * best)
     calendar = [c // step_ms for c in _CALENDAR_MS if step_ms and c % step_ms == 0]
     return next((c for c in calendar if abs(found - c) <= 0.03 * c), found)
 

@@ -13,11 +13,15 @@ import numpy as np
 import numpy.typing as npt
 
 from vigil.analytics.capacity import Capacity
-from vigil.analytics.correlation import PairCorrelation
+from vigil.analytics.correlation import PairCorrelation, correlation_matrix, significant_pairs
+from vigil.analytics.seasonality import deseasonalised
 from vigil.analytics.trend import Trend
 from vigil.core.timeutil import format_ms
 
 SEVERITIES = ("low", "medium", "high", "critical")
+# A correlation is an insight only if it outlives removing each series' seasonal
+# pattern: the residuals must still correlate this much (same sign, same confidence).
+RESIDUAL_MIN_R = 0.3
 Labels = Mapping[str, str]
 
 
@@ -95,17 +99,53 @@ def from_trends(
     return out
 
 
+def correlation_insights(name: str, values: npt.ArrayLike, names: Sequence[str],
+                         labels: Mapping[str, Labels], *, min_strength: float = 0.8,
+                         min_confidence: float = 0.99) -> list[Insight]:
+    """Strong, significant correlations between the rows of ``values`` (series x time on
+    one grid, NaN gaps) that a shared seasonality does not explain.
+
+    Series that only share a daily cycle correlate strongly; that says nothing a person
+    needs to act on. So a pair with ``|r| >= min_strength`` at ``min_confidence`` is kept
+    only if the series' residuals after removing each one's detected seasonal profile
+    (:func:`vigil.analytics.seasonality.deseasonalised`) still correlate with the same
+    sign, ``|r| >= RESIDUAL_MIN_R`` at ``min_confidence``.
+    """
+    v = np.asarray(values, np.float64)
+    raw = significant_pairs(correlation_matrix(v, names), min_strength=min_strength,
+                            min_confidence=min_confidence)
+    if not raw:
+        return []
+    row = {n: i for i, n in enumerate(names)}
+    used = sorted({row[p.a] for p in raw} | {row[p.b] for p in raw})
+    residual = correlation_matrix(np.vstack([deseasonalised(v[i]) for i in used]),
+                                  [names[i] for i in used])
+    left = {frozenset((q.a, q.b)): q for q in significant_pairs(
+        residual, min_strength=RESIDUAL_MIN_R, min_confidence=min_confidence)}
+    kept = [(p, q) for p in raw if (q := left.get(frozenset((p.a, p.b)))) is not None
+            and (q.r > 0) == (p.r > 0)]
+    return from_correlations(name, [p for p, _ in kept], labels,
+                             residual_r=[q.r for _, q in kept])
+
+
 def from_correlations(name: str, pairs: Sequence[PairCorrelation],
-                      labels: Mapping[str, Labels]) -> list[Insight]:
-    """Strong, significant correlations between series of the selection."""
+                      labels: Mapping[str, Labels],
+                      residual_r: Sequence[float] | None = None) -> list[Insight]:
+    """Strong, significant correlations between series of the selection; ``residual_r``
+    (one per pair) is their correlation once the seasonal pattern is removed."""
     out = []
-    for p in pairs:
+    for i, p in enumerate(pairs):
         severity = "medium" if abs(p.r) >= 0.9 else "low"
+        evidence: dict[str, object] = {"r": p.r, "p_value": p.p_value, "n": p.n,
+                                       "method": p.method}
+        extra = ""
+        if residual_r is not None:
+            evidence["residual_r"] = residual_r[i]
+            extra = f"; r={residual_r[i]:.2f} once the seasonal pattern is removed"
         out.append(Insight(
             "correlation", severity, p.confidence, f"{name}: {p.a} and {p.b} move together",
             f"{p.method} r={p.r:.2f} ({p.strength}) over {p.n} aligned points, "
-            f"p={p.p_value:.2g}",
-            {"r": p.r, "p_value": p.p_value, "n": p.n, "method": p.method},
+            f"p={p.p_value:.2g}{extra}", evidence,
             [dict(labels.get(p.a, {})), dict(labels.get(p.b, {}))]))
     return out
 

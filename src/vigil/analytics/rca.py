@@ -7,6 +7,10 @@ attribution that works for non-additive aggregates such as p95, where per-series
 deltas do not add up. Values are ranked by contribution; a value whose removal
 *increases* the change gets a negative contribution (it damped the anomaly).
 
+Which other metrics to search is ranked (:func:`rank_related`): those whose series share
+the most labels with the anomalous series come first, so a tenant with many metrics
+still finds the ones that matter.
+
 Other series "moved with it" when their own change between the two windows is large
 relative to their baseline variability (a robust z-score).
 """
@@ -160,3 +164,32 @@ def movers(
             out.append(Mover(i, labels[i], delta, z))
     out.sort(key=lambda m: -abs(m.z))
     return out[:top]
+
+
+def rank_related(carriers: Sequence[tuple[str, Mapping[str, str]]],
+                 anomalous: Sequence[Mapping[str, str]], *, exclude: str = "",
+                 limit: int = 20) -> list[str]:
+    """Up to ``limit`` metric names from ``carriers`` (name and labels of each series that
+    carries the label value behind an anomaly), most related first: by label overlap
+    (the share of the anomalous series' label pairs that the metric's carrying series
+    also have), then by how many of its series carry the value, then by name.
+    ``exclude`` (the anomalous metric itself) is left out.
+
+    >>> rank_related([("a_disk", {"region": "us"}), ("z_cpu", {"region": "us", "host": "h1"})],
+    ...              [{"region": "us", "host": "h1"}])
+    ['z_cpu', 'a_disk']
+    """
+    wanted = {pair for labels in anomalous for pair in labels.items()}
+    pairs: dict[str, set[tuple[str, str]]] = {}
+    count: dict[str, int] = {}
+    for name, labels in carriers:
+        if name == exclude:
+            continue
+        pairs.setdefault(name, set()).update(labels.items())
+        count[name] = count.get(name, 0) + 1
+
+    def key(name: str) -> tuple[float, int, str]:
+        overlap = len(pairs[name] & wanted) / len(wanted) if wanted else 0.0
+        return (-overlap, -count[name], name)
+
+    return sorted(count, key=key)[:limit]

@@ -17,6 +17,7 @@ from vigil.api.query import QUERY_PARAMS, query_params
 from vigil.api.responses import json_response
 from vigil.app import Components
 from vigil.core.errors import InvalidInput, Problem
+from vigil.core.matchers import Matcher
 from vigil.core.timeutil import now_ms, parse_time_ms
 from vigil.query.engine import QueryResult
 from vigil.query.model import Query
@@ -89,12 +90,15 @@ async def root_cause(request: Request, c: Deps, tenant_id: Tenant) -> Response:
             p.update(start=str(b_start / 1000), end=str(b_end / 1000))
         return run_query(c, tenant_id, p)
 
+    def carriers(label: str, value: str) -> list[tuple[str, dict[str, str]]]:
+        return [(s.key.name, s.key.label_dict())
+                for s in c.store.find_series(tenant_id, None, [Matcher(label, "=", value)])]
+
     def compute() -> dict[str, object]:
-        names = [m.name for m in c.store.metric_names(tenant_id)]
         return {"window": {"start": query.start_ms, "end": query.end_ms},
                 "baseline_window": {"start": b_start, "end": b_end},
-                **analysis.root_cause(run, query.name, names, aggregate=aggregate, top=top,
-                                      related=related)}
+                **analysis.root_cause(run, query.name, carriers, aggregate=aggregate,
+                                      top=top, related=related)}
 
     return json_response(await run_in_threadpool(compute))
 
