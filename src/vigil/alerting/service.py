@@ -45,6 +45,9 @@ Samples = Callable[[str, Rule, int, int],
                    tuple[list[SeriesKey], Int64Array, Int64Array, Float64Array]]
 
 
+_DRAIN = 64  # batches evaluated together at most, when they queued up
+
+
 class AlertingService:
     def __init__(
         self,
@@ -150,12 +153,21 @@ class AlertingService:
         while not self._stop.is_set():
             timeout = max(0.0, (next_tick - self._clock()) / 1000)
             try:
-                item = self._queue.get(timeout=timeout)
+                items = [self._queue.get(timeout=timeout)]
             except queue.Empty:
-                item = None
+                items = []
+            while items and len(items) < _DRAIN:  # what piled up meanwhile: one pass
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
             try:
-                if item is not None:
-                    self.process(*item)
+                by_tenant: dict[str, list[SampleBatch]] = {}
+                for item in items:
+                    if item is not None:
+                        by_tenant.setdefault(item[0], []).append(item[1])
+                for tenant, batches in by_tenant.items():
+                    self.process(tenant, SampleBatch.concat(batches))
                 if self._clock() >= next_tick:
                     self.tick()
                     next_tick = self._clock() + self._tick_ms
