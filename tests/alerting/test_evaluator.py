@@ -150,11 +150,17 @@ def test_matchers_select_series_and_one_series_feeds_many_rules() -> None:
     assert got == [("all", "a"), ("all", "c"), ("r", "a")]
 
 
-def test_a_batch_with_many_samples_per_series_uses_the_latest() -> None:
+def test_a_breaching_sample_anywhere_in_a_batch_fires() -> None:
     ev = Evaluator()
     ev.set_rule(rule({"type": "threshold", "op": ">", "threshold": 90}))
-    batch = batch_of([("cpu", {"host": "a"}, 2 * S, 10.0), ("cpu", {"host": "a"}, 1 * S, 95.0)])
-    assert ev.observe(batch, 3 * S) == []
+    batch = batch_of([("cpu", {"host": "a"}, 2 * S, 10.0), ("cpu", {"host": "a"}, 1 * S, 95.0),
+                      ("cpu", {"host": "b"}, 1 * S, 97.0), ("cpu", {"host": "b"}, 2 * S, 96.0),
+                      ("cpu", {"host": "c"}, 1 * S, 50.0)])
+    got = {(t.series.label_dict()["host"], t.value) for t in ev.observe(batch, 3 * S)}
+    assert got == {("a", 95.0), ("b", 96.0)}  # the last breaching sample's value
+    later = batch_of([("cpu", {"host": "a"}, 4 * S, 10.0), ("cpu", {"host": "b"}, 4 * S, 99.0)])
+    assert [(t.series.label_dict()["host"], t.firing) for t in ev.observe(later, 5 * S)] == [
+        ("a", False)]
 
 
 def test_a_series_with_an_active_alert_starts_firing_and_hold_waits_for_a_clear() -> None:

@@ -29,8 +29,8 @@ from vigil.core.types import Float64Array, Int64Array, SampleBatch, SeriesKey
 
 SUB = 10
 RING = 2 * SUB
-_ABSENCE, _ANOMALY, _CHANGE, _FORECAST = (KINDS.index(k) for k in (
-    "absence", "anomaly", "change", "forecast"))
+_ABSENCE, _ANOMALY, _CHANGE, _FORECAST, _THRESHOLD = (KINDS.index(k) for k in (
+    "absence", "anomaly", "change", "forecast", "threshold"))
 _CMP = (np.greater, np.less, np.greater_equal, np.less_equal, np.equal, np.not_equal)
 RECENT = 50  # transitions kept per rule for explain
 
@@ -316,6 +316,15 @@ class Evaluator:
             value[w] = self._window_value(touched[w])
         kind = s.kind[touched]
         value[kind == _ABSENCE] = 0.0
+        instant = touched[(kind == _THRESHOLD) & (s.width[touched] == 0)]
+        if len(instant):  # any breaching sample counts, not only a series' latest
+            pick = np.zeros(s.n, bool)
+            pick[instant] = True
+            at = np.flatnonzero(pick[slot])
+            at = at[self._compare(slot[at], val[at])]
+            if len(at):
+                lastb = at[np.r_[slot[at][1:] != slot[at][:-1], True]]
+                value[np.searchsorted(touched, slot[lastb])] = val[lastb]
         anomalous = np.flatnonzero(kind == _ANOMALY)
         if len(anomalous):
             value[anomalous] = self._score(slot, val, touched[anomalous])
@@ -379,10 +388,15 @@ class Evaluator:
         return out
 
     def _breach(self, slots: Int64Array) -> np.ndarray:
+        return self._compare(slots, self.s.value[slots])
+
+    def _compare(self, slots: Int64Array, value: Float64Array) -> np.ndarray:
+        """Whether each value breaches its slot's condition (a firing slot with a clear
+        threshold is held to that: hysteresis)."""
         s = self.s
         thr = np.where(s.firing[slots] & ~np.isnan(s.clear_thr[slots]), s.clear_thr[slots],
                        s.threshold[slots])
-        value, op = s.value[slots], s.op[slots]
+        op = s.op[slots]
         out = np.zeros(len(slots), bool)
         for code, fn in enumerate(_CMP):
             m = op == code
