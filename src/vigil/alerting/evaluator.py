@@ -317,7 +317,8 @@ class Evaluator:
         kind = s.kind[touched]
         value[kind == _ABSENCE] = 0.0
         instant = touched[(kind == _THRESHOLD) & (s.width[touched] == 0)]
-        if len(instant):  # any breaching sample counts, not only a series' latest
+        if len(instant) and len(slot) > len(touched):
+            # Some series has several samples: any breaching one counts, not the latest.
             pick = np.zeros(s.n, bool)
             pick[instant] = True
             at = np.flatnonzero(pick[slot])
