@@ -39,7 +39,7 @@ function queryParams(s) {
 
 function select(id, options, value) {
   return h("select", { id }, options.map((o) =>
-    h("option", { value: o, selected: o === value }, o || "(raw)")));
+    h("option", { value: o, selected: o === value }, o || "default")));
 }
 
 export function render(main, params) {
@@ -107,16 +107,17 @@ export function render(main, params) {
     } catch (err) { showError(err); }
   }
 
-  // Live: new raw points appended to the chart (raw queries only; aggregates re-query).
+  // Live: each metrics_update of the selector re-runs the query (at most once a second),
+  // so the chart keeps its step and aggregation.
+  let subscribed = "";
+  let again = null;
   function liveSubscribe() {
+    const key = JSON.stringify([s.name, s.match]);
+    if (key === subscribed && unsub) return;
     if (unsub) { unsub(); unsub = null; }
-    if (s.fn || s.step || !current) return;
-    unsub = live.subscribe([{ name: s.name, match: s.match }], 1, (upd) => {
-      for (const ser of upd.series) {
-        const mine = current.series.find((x) => labelText(x.labels) === labelText(ser.labels));
-        if (mine) mine.points.push(...ser.points);
-      }
-      if (plot) { plot.destroy(); plot = lineChart(chartEl, current.series, { height: 320 }); }
+    subscribed = key;
+    unsub = live.subscribe([{ name: s.name, match: s.match }], 1, () => {
+      if (again === null) again = setTimeout(() => { again = null; run(); }, 1000);
     });
   }
 
@@ -158,5 +159,5 @@ export function render(main, params) {
     labelHint();
     stop = refresh(() => { if (!unsub) run(); }, POLL);
   }).catch(showError);
-  return () => { stop(); if (unsub) unsub(); if (plot) plot.destroy(); };
+  return () => { stop(); clearTimeout(again); if (unsub) unsub(); if (plot) plot.destroy(); };
 }
