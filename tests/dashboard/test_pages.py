@@ -78,8 +78,8 @@ def test_explorer_state_in_url_chart_table_and_exports(page: Any, seeded: Server
     assert other.locator("#ex-series tbody tr").count() == len(want)
     other.close()
 
-    for fmt, head in (("csv", b'"name","host","region","service","timestamp","value"'), ("json", b"{"),
-                      ("parquet", b"PAR1")):
+    csv_head = b'"name","host","region","service","timestamp","value"'
+    for fmt, head in (("csv", csv_head), ("json", b"{"), ("parquet", b"PAR1")):
         with page.expect_download() as dl:
             page.click(f"button[data-export={fmt}]")
         body = Path(dl.value.path()).read_bytes()

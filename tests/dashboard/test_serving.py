@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server, make_settings
-from tests.dashboard.conftest import ARGS, CHROMIUM, Console, ws_route_exists
+from tests.dashboard.conftest import Console, ws_route_exists
 from tests.security.conftest import AUDIENCE, ISSUER, SECRET, bearer
 from vigil import demo
 from vigil.app import Components, build
