@@ -4,6 +4,16 @@ const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2
 
 export function color(i) { return PALETTE[i % PALETTE.length]; }
 
+// Axis ticks: 1.2 G, 350 M, 12 k, 0.5.
+export function compact(v) {
+  if (v === null || v === undefined) return "";
+  const a = Math.abs(v);
+  for (const [n, sfx] of [[1e12, " T"], [1e9, " G"], [1e6, " M"], [1e4, " k"]]) {
+    if (a >= n) return `${+(v / n).toFixed(2)}${sfx}`.replace(" k", "k");
+  }
+  return `${+v.toFixed(3)}`;
+}
+
 export function labelText(labels) {
   const parts = Object.entries(labels || {}).map(([k, v]) => `${k}=${v}`);
   return parts.length ? parts.join(",") : "(all)";
@@ -37,7 +47,7 @@ export function lineChart(el, series, { height = 260, extra = [], bands = [], le
     series: [{}, ...series.map((s, i) => ({
       label: labelText(s.labels), stroke: color(i), width: 1, points: { show: false },
     })), ...extra.map((e) => e.series)],
-    axes: [{}, { size: 60 }],
+    axes: [{}, { size: 64, values: (u, vals) => vals.map(compact) }],
     bands,
   };
   const data = [xs, ...cols, ...extra.map((e) => e.column(x))];

@@ -24,7 +24,8 @@ export function render(main) {
           kpi("system health score", fmt(p.system_health_score, 1), "tasks-health"),
           kpi("executions", fmt(st.total_tasks, 0)), kpi("completed", fmt(st.completed, 0)),
           kpi("failed", fmt(st.failed, 0)), kpi("retried", fmt(st.retried, 0)),
-          kpi("p50 / p95 / p99", `${ms(pt.p50)} / ${ms(pt.p95)} / ${ms(pt.p99)}`)),
+          kpi("p50 duration", ms(pt.p50)), kpi("p95 duration", ms(pt.p95)),
+          kpi("p99 duration", ms(pt.p99))),
         card("Performance trends", table([
           { title: "window", cell: (t) => t.window },
           { title: "executions", cell: (t) => t.executions },
@@ -59,7 +60,8 @@ export function render(main) {
         card("Error patterns", table([
           { title: "error", cell: (e) => e.error_type },
           { title: "count", cell: (e) => e.frequency },
-          { title: "affected steps", cell: (e) => (e.affected_steps || []).join(", ") },
+          { title: "affected steps", cell: (e) => h("span", { style: "white-space:normal" },
+            (e.affected_steps || []).join(", ")) },
         ], b.error_patterns || [], { id: "error-patterns" })),
         card("Duration distribution", table([
           { title: "≤", cell: (x) => (x.le_ms === null ? "+inf" : ms(x.le_ms)) },
