@@ -149,7 +149,9 @@ export function render(main, params) {
   nameSel.addEventListener("change", () => form.requestSubmit());
 
   let stop = () => {};
+  let closed = false;
   get("/api/v1/metrics").then(({ metrics }) => {
+    if (closed) return;
     for (const m of metrics) {
       nameSel.append(h("option", { value: m.name, selected: m.name === s.name },
         `${m.name} (${m.series})`));
@@ -159,5 +161,11 @@ export function render(main, params) {
     labelHint();
     stop = refresh(() => { if (!unsub) run(); }, POLL);
   }).catch(showError);
-  return () => { stop(); clearTimeout(again); if (unsub) unsub(); if (plot) plot.destroy(); };
+  return () => {
+    closed = true;
+    stop();
+    clearTimeout(again);
+    if (unsub) unsub();
+    if (plot) plot.destroy();
+  };
 }
