@@ -13,12 +13,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,analytics]'
 	touch $(STAMP)
 
-install: $(STAMP)
+DASH := src/vigil/dashboard
+VENDOR := $(DASH)/static/vendor/.installed
 
-run: $(STAMP)
+# The dashboard's third-party JavaScript (uPlot) from npm, copied where the server serves it.
+$(VENDOR): $(DASH)/package.json $(DASH)/package-lock.json
+	cd $(DASH) && npm ci --no-audit --no-fund --silent
+	mkdir -p $(DASH)/static/vendor
+	cp $(DASH)/node_modules/uplot/dist/uPlot.iife.min.js $(DASH)/node_modules/uplot/dist/uPlot.min.css $(DASH)/static/vendor/
+	touch $(VENDOR)
+
+# The browser tests drive Debian's Chromium.
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+install: $(STAMP) $(VENDOR) /usr/bin/chromium
+
+run: $(STAMP) $(VENDOR)
 	$(BIN)/vigil demo
 
-lint: $(STAMP)
+lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports

@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from vigil import __version__
 from vigil.api import alerting, analytics, audit, edge, errors, ingest, keys, ops, query, tasks
 from vigil.api.auth import document, guard
+from vigil.api.dashboard import install as install_dashboard
 from vigil.app import Components
 
 
@@ -29,6 +30,7 @@ def create_app(c: Components, *, close_on_shutdown: bool = True) -> FastAPI:
     errors.install(app)
     for module in (ingest, query, analytics, tasks, alerting, audit, keys, ops):
         app.include_router(module.router)
+    install_dashboard(app)
     app.add_middleware(audit.AuditMiddleware, components=c)
     edge.install(app, c.settings.cors_origins, c.settings.max_body_bytes)
     document(app)
