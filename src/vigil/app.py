@@ -6,6 +6,7 @@ the HTTP server.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,7 @@ from vigil.alerting.delivery import DeadLetter, Dispatcher
 from vigil.alerting.rules import Rule
 from vigil.alerting.senders import ChannelSenders
 from vigil.alerting.service import AlertingService
+from vigil.alerting.tenant import LIFECYCLE_TOPIC
 from vigil.cluster.bus import LocalBus
 from vigil.config import Settings
 from vigil.core.errors import InvalidInput, Problem
@@ -42,6 +44,7 @@ from vigil.storage.maintenance import Maintenance, Schedule
 from vigil.storage.security_store import SecurityStore
 from vigil.storage.store import Tier
 from vigil.storage.task_store import TaskStore
+from vigil.streaming.hub import Hub
 from vigil.tasks import instrument
 from vigil.tasks.cache import ReportCache
 from vigil.tasks.service import Limits as TaskLimits
@@ -76,6 +79,7 @@ class Components:
     maintenance: Maintenance
     limits: Limits
     bus: LocalBus
+    hub: Hub
     alerting: AlertingService
     dispatcher: Dispatcher
     senders: ChannelSenders
@@ -117,6 +121,9 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
     bus = LocalBus()
     alerting, dispatcher, senders = _alerting(settings, store, engine, bus)
     pipeline.listeners.append(alerting.offer)
+    hub = Hub(_dashboard(store, alerting))
+    pipeline.listeners.append(hub.offer)
+    bus.subscribe(LIFECYCLE_TOPIC, hub.alert_event)
     if settings.rules_file:
         try:
             rf = rules_file.load(settings.rules_file)
@@ -131,8 +138,26 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
         alerting.start()
         dispatcher.start()
     return Components(settings, store, telemetry, pipeline, engine, maintenance, limits, bus,
-                      alerting, dispatcher, senders, build_tasks(settings, store, telemetry),
+                      hub, alerting, dispatcher, senders, build_tasks(settings, store, telemetry),
                       security, auth, build_rate_limiter(settings))
+
+
+def _dashboard(store: DuckDBStore, alerting: AlertingService
+               ) -> Callable[[str], dict[str, object]]:
+    """What a ``dashboard_update`` says; the ingest rate is the server's, since the last
+    update of any client."""
+    last = [time.monotonic(), store.stats()["committed_samples"]]
+
+    def update(tenant: str) -> dict[str, object]:
+        now, committed = time.monotonic(), store.stats()["committed_samples"]
+        rate = (committed - last[1]) / max(now - last[0], 1e-3)
+        last[:] = [now, committed]
+        by_severity = alerting.firing(tenant)
+        return {"ts_ms": now_ms(), "ingest_rate": round(rate, 1),
+                "series": store.index.count(tenant),
+                "firing_alerts": sum(by_severity.values()), "alerts_by_severity": by_severity}
+
+    return update
 
 
 def _alerting(settings: Settings, store: DuckDBStore, engine: QueryEngine, bus: LocalBus

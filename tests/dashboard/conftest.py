@@ -89,8 +89,14 @@ def browser() -> Iterator[Any]:
 
 
 def ws_route_exists(server: Server) -> bool:
-    app = server._server.config.app
-    return any(getattr(r, "path", None) == "/api/v1/ws" for r in app.routes)
+    stack: list[object] = list(server._server.config.app.routes)
+    while stack:
+        r = stack.pop()
+        if getattr(r, "path", None) == "/api/v1/ws":
+            return True
+        sub = getattr(r, "original_router", None)
+        stack.extend(getattr(sub, "routes", ()))
+    return False
 
 
 class Console:

@@ -31,7 +31,11 @@ def test_fifty_series_of_two_thousand_points_render(page: Any, seeded: Server) -
     assert page.get_attribute("#ex-chart", "data-series") == str(SERIES)
     assert page.get_attribute("#ex-chart", "data-points") == str(SERIES * POINTS)
     first = float(page.get_attribute("#ex-chart", "data-render-ms") or "nan")
-    # a second render of the same data (the 5 s poll) on a warm page
+    # a second render on a warm page: a new point makes the live update (or the 5 s poll)
+    # re-run the query
+    seeded.components.pipeline.write_sync(TENANT, SampleBatch(
+        metas[:1], np.zeros(1, np.int32), np.array([end + 1000], np.int64),
+        np.array([1.0])), "test")
     took = page.evaluate("""() => new Promise((resolve) => {
         const el = document.querySelector('#ex-chart');
         const before = el.dataset.renderMs;

@@ -482,6 +482,15 @@ class AlertingService:
         with self._lock:
             return incidents(list(self._tenant(tenant).active.values()))
 
+    def firing(self, tenant: str) -> dict[str, int]:
+        """Active alerts by severity, from memory (cheap enough for a live view)."""
+        with self._lock:
+            t = self._tenants.get(tenant)
+            counts: dict[str, int] = {}
+            for a in t.active.values() if t is not None else ():
+                counts[a.severity] = counts.get(a.severity, 0) + 1
+            return counts
+
     def dead_letters(self, tenant: str, limit: int = 1000) -> list[dict[str, object]]:
         return self._state.events(tenant, "dead_letter", limit=limit)
 

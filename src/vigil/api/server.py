@@ -8,7 +8,19 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from vigil import __version__
-from vigil.api import alerting, analytics, audit, edge, errors, ingest, keys, ops, query, tasks
+from vigil.api import (
+    alerting,
+    analytics,
+    audit,
+    edge,
+    errors,
+    ingest,
+    keys,
+    ops,
+    query,
+    stream,
+    tasks,
+)
 from vigil.api.auth import document, guard
 from vigil.api.dashboard import install as install_dashboard
 from vigil.app import Components
@@ -18,6 +30,7 @@ def create_app(c: Components, *, close_on_shutdown: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        await c.hub.close()  # tell live clients
         if close_on_shutdown:  # graceful shutdown: flush queued writes, checkpoint
             c.close()
 
@@ -28,7 +41,7 @@ def create_app(c: Components, *, close_on_shutdown: bool = True) -> FastAPI:
     )
     app.state.components = c
     errors.install(app)
-    for module in (ingest, query, analytics, tasks, alerting, audit, keys, ops):
+    for module in (ingest, query, analytics, tasks, alerting, audit, keys, stream, ops):
         app.include_router(module.router)
     install_dashboard(app)
     app.add_middleware(audit.AuditMiddleware, components=c)

@@ -1,0 +1,1 @@
+"""Live updates: committed samples and alert events fanned out to WebSocket clients."""
