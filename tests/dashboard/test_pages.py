@@ -40,7 +40,7 @@ def test_overview_shows_health_key_charts_and_firing_alerts(page: Any, seeded: S
     shown = int(cpu.get_attribute("data-points") or 0)
     assert shown > 0
     assert abs(shown - points) <= 9  # one 5 min bucket per series may have moved
-    # the ingest rate is measured between two status polls (no WebSocket yet): a number
+    # the ingest rate: from dashboard_update when live, else between two status polls
     page.wait_for_function(
         "() => !isNaN(parseFloat(document.querySelector('#kpi-ingest').textContent))",
         timeout=15_000)
