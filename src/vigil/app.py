@@ -120,9 +120,9 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
     engine = QueryEngine(store)
     bus = LocalBus()
     alerting, dispatcher, senders = _alerting(settings, store, engine, bus)
-    pipeline.listeners.append(alerting.offer)
+    store.listeners.append(alerting.offer)
     hub = Hub(_dashboard(store, alerting))
-    pipeline.listeners.append(hub.offer)
+    store.listeners.append(hub.offer)
     bus.subscribe(LIFECYCLE_TOPIC, hub.alert_event)
     if settings.rules_file:
         try:

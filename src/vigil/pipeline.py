@@ -1,13 +1,12 @@
-"""The ingest pipeline: validated batch → store (durable) → listeners.
+"""The ingest pipeline: validated batch → store (durable) → telemetry.
 
-Listeners (alerting, streaming) see a batch only after it is committed. They are called
-on the writer thread, so they must be quick and never block: hand work to a queue.
+What reacts to committed batches (alerting, streaming) registers with the store's
+``listeners``: they run on the writer thread with the store's series ids.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 
@@ -18,10 +17,6 @@ from vigil.core.timeutil import format_ms, now_ms
 from vigil.core.types import SampleBatch
 from vigil.storage.store import Store
 from vigil.telemetry import Telemetry
-
-log = logging.getLogger(__name__)
-
-Listener = Callable[[str, SampleBatch], None]
 
 
 class Pipeline:
@@ -36,7 +31,6 @@ class Pipeline:
         self._telemetry = telemetry
         self._raw_retention_ms = raw_retention_ms
         self._clock = clock
-        self.listeners: list[Listener] = []
 
     def validate(self, batch: SampleBatch) -> None:
         """Checks every parser shares: finite values, timestamps inside raw retention."""
@@ -72,10 +66,10 @@ class Pipeline:
         if batch.skipped:
             t.fields_skipped.labels(protocol).inc(batch.skipped)
         fut = self._store.submit(tenant, batch)
-        fut.add_done_callback(lambda f: self._done(f, tenant, batch, protocol))
+        fut.add_done_callback(lambda f: self._done(f, batch, protocol))
         return fut
 
-    def _done(self, fut: Future[int], tenant: str, batch: SampleBatch, protocol: str) -> None:
+    def _done(self, fut: Future[int], batch: SampleBatch, protocol: str) -> None:
         t = self._telemetry
         err = fut.exception()
         if err is not None:
@@ -83,9 +77,4 @@ class Pipeline:
             return
         t.samples_ingested.labels(protocol).inc(len(batch))
         t.batches_ingested.labels(protocol).inc()
-        for listener in self.listeners:
-            try:
-                listener(tenant, batch)
-            except Exception:
-                log.exception("listener failed", extra={"listener": repr(listener)})
 

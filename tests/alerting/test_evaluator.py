@@ -218,3 +218,26 @@ def test_indexed_matching_agrees_with_the_matchers(matchers: list[str]) -> None:
     want = sorted(tuple(sorted(h.items())) for h in hosts
                   if all(m.matches(h.get(m.label)) for m in parsed))
     assert got == want
+
+
+def test_the_store_s_series_ids_give_the_same_transitions_as_the_keys() -> None:
+    """Random batches (repeated series, new ones, a rule added midway) evaluated by key
+    and by the store's ids (one id per key, as the store assigns them) agree."""
+    rng = np.random.default_rng(7)
+    by_key, by_id = Evaluator(), Evaluator()
+    ids: dict[SeriesKey, int] = {}
+    first = rule({"type": "threshold", "op": ">", "threshold": 90}, match=["dc=a"])
+    later = parse_rule({"name": "low", "metric": "cpu",
+                        "condition": {"type": "threshold", "op": "<", "threshold": 5}})
+    for ev in (by_key, by_id):
+        ev.set_rule(first)
+    for step in range(30):
+        if step == 10:
+            for ev in (by_key, by_id):
+                ev.set_rule(later)
+        rows = [("cpu", {"host": f"h{h}", "dc": "ab"[h % 2]}, step * S, float(v))
+                for h, v in zip(rng.integers(0, 40, 25), rng.uniform(0, 100, 25), strict=True)]
+        batch = batch_of(rows)
+        sids = np.array([ids.setdefault(m.key, 1000 + len(ids)) for m in batch.series], np.int32)
+        want = [(t.fingerprint, t.firing) for t in by_key.observe(batch, step * S)]
+        assert [(t.fingerprint, t.firing) for t in by_id.observe(batch, step * S, sids)] == want

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.alerting.receivers import HttpReceiver
@@ -400,7 +401,7 @@ def test_a_full_queue_skips_evaluation_and_counts_it(tmp_path: Path) -> None:
                                 queue_batches=1)
         batch = batch_of([("cpu", {"host": "a"}, T0, 95.0)])
         for _ in range(3):
-            small.offer(TENANT, batch)
+            small.offer(TENANT, batch, np.zeros(1, np.int32))
         assert small.stats.batches_dropped == 2 and small.queue_depth == 1
         small.close()
     finally:

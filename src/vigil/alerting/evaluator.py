@@ -25,7 +25,7 @@ import numpy as np
 from vigil.alerting.rules import KINDS, OPS, Rule
 from vigil.analytics.anomaly import StreamingScorer
 from vigil.core.timeutil import format_ms
-from vigil.core.types import Float64Array, Int64Array, SampleBatch, SeriesKey
+from vigil.core.types import Float64Array, Int32Array, Int64Array, SampleBatch, SeriesKey
 
 SUB = 10
 RING = 2 * SUB
@@ -165,6 +165,7 @@ class Evaluator:
         # Each series seen gets a group: the slots of the rules it matches, kept as one
         # flat array with offsets (CSR) so a batch maps to slots with numpy alone.
         self._gid: dict[SeriesKey, int] = {}
+        self._lut: Int64Array = np.full(0, -1, np.int64)  # the store's series id -> group
         self._groups: list[Int64Array] = []
         self._csr: tuple[Int64Array, Int64Array, Int64Array] | None = None  # flat, off, len
         self._slot_of: dict[tuple[int, SeriesKey], int] = {}
@@ -281,16 +282,37 @@ class Evaluator:
         return self._csr
 
     # ------------------------------------------------------------------ stream
-    def observe(self, batch: SampleBatch, now_ms: int) -> list[Transition]:
-        """Evaluate the rules over one committed batch; returns what fired or resolved."""
+    def _groups_of(self, batch: SampleBatch, series_ids: Int32Array | None) -> Int64Array:
+        """The group of each of the batch's series. With the store's ids that is one numpy
+        look-up; a series seen for the first time (or without ids) goes by its key."""
+        if series_ids is None:
+            get = self._gid.get
+            found = [get(m.key) for m in batch.series]  # one hash per distinct series
+            if None in found:
+                found = [self._match(m.key) if g is None else g
+                         for m, g in zip(batch.series, found, strict=True)]
+            return np.fromiter(found, np.int64, len(found))
+        top = int(series_ids.max(initial=-1)) + 1
+        if top > len(self._lut):
+            lut = np.full(max(top, 2 * len(self._lut)), -1, np.int64)
+            lut[: len(self._lut)] = self._lut
+            self._lut = lut
+        gid = self._lut[series_ids]
+        miss = np.flatnonzero(gid < 0)
+        for j in miss.tolist():
+            key = batch.series[j].key
+            g = self._gid.get(key)
+            gid[j] = self._match(key) if g is None else g
+        self._lut[series_ids[miss]] = gid[miss]
+        return gid
+
+    def observe(self, batch: SampleBatch, now_ms: int,
+                series_ids: Int32Array | None = None) -> list[Transition]:
+        """Evaluate the rules over one committed batch; returns what fired or resolved.
+        ``series_ids``: the store's id of each of ``batch.series``, if known."""
         if not self._by_metric or not len(batch):
             return []
-        get = self._gid.get
-        found = [get(m.key) for m in batch.series]  # one hash per distinct series
-        if None in found:
-            found = [self._match(m.key) if g is None else g
-                     for m, g in zip(batch.series, found, strict=True)]
-        gid = np.fromiter(found, np.int64, len(found))
+        gid = self._groups_of(batch, series_ids)
         flat, group_off, group_len = self._table()
         counts, offsets = group_len[gid], group_off[gid]
         if not counts.any():

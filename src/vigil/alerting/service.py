@@ -33,7 +33,7 @@ from vigil.alerting.tenant import Deliver, Stats, TenantAlerting
 from vigil.analytics.capacity import time_to_threshold
 from vigil.core.errors import Conflict, InvalidInput, NotFound, Problem
 from vigil.core.timeutil import now_ms
-from vigil.core.types import Float64Array, Int64Array, SampleBatch, SeriesKey
+from vigil.core.types import Float64Array, Int32Array, Int64Array, SampleBatch, SeriesKey
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ class AlertingService:
         self._publish = publish
         self._clock = clock
         self._tick_ms = tick_ms
-        self._queue: queue.Queue[tuple[str, SampleBatch] | None] = queue.Queue(queue_batches)
+        self._queue: queue.Queue[tuple[str, SampleBatch, Int32Array] | None] = queue.Queue(
+            queue_batches)
         self._lock = threading.RLock()
         self._last_write: Future[int] | None = None
         self._tenants: dict[str, TenantAlerting] = {}
@@ -135,12 +136,12 @@ class AlertingService:
         self._state.close()  # commits what is queued
 
     # ------------------------------------------------------------------ stream
-    def offer(self, tenant: str, batch: SampleBatch) -> None:
-        """The pipeline listener: never blocks; a full queue drops and counts."""
+    def offer(self, tenant: str, batch: SampleBatch, series_ids: Int32Array) -> None:
+        """The store's commit listener: never blocks; a full queue drops and counts."""
         if tenant not in self._tenants or not self._tenants[tenant].rules:
             return
         try:
-            self._queue.put_nowait((tenant, batch))
+            self._queue.put_nowait((tenant, batch, series_ids))
         except queue.Full:
             self.stats.batches_dropped += 1
 
@@ -162,25 +163,29 @@ class AlertingService:
                 except queue.Empty:
                     break
             try:
-                by_tenant: dict[str, list[SampleBatch]] = {}
+                by_tenant: dict[str, list[tuple[SampleBatch, Int32Array]]] = {}
                 for item in items:
                     if item is not None:
-                        by_tenant.setdefault(item[0], []).append(item[1])
-                for tenant, batches in by_tenant.items():
-                    self.process(tenant, SampleBatch.concat(batches))
+                        by_tenant.setdefault(item[0], []).append(item[1:])
+                for tenant, pairs in by_tenant.items():
+                    batches, ids = zip(*pairs, strict=True)
+                    self.process(tenant, SampleBatch.concat(batches), series_ids=(
+                        ids[0] if len(ids) == 1 else np.concatenate(ids)))
                 if self._clock() >= next_tick:
                     self.tick()
                     next_tick = self._clock() + self._tick_ms
             except Exception:
                 log.exception("alert evaluation failed")
 
-    def process(self, tenant: str, batch: SampleBatch, now: int | None = None) -> None:
-        """Evaluate one committed batch and act on what fired or resolved."""
+    def process(self, tenant: str, batch: SampleBatch, now: int | None = None,
+                series_ids: Int32Array | None = None) -> None:
+        """Evaluate one committed batch and act on what fired or resolved; ``series_ids``
+        (the store's, aligned with ``batch.series``) spare a look-up per series."""
         t0 = time.perf_counter()
         now = self._clock() if now is None else now
         with self._lock:
             t = self._tenant(tenant)
-            transitions = t.evaluator.observe(batch, now)
+            transitions = t.evaluator.observe(batch, now, series_ids)
             t.apply(transitions, now)
             t.flush(now)
             self._persist(t)

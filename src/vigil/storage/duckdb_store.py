@@ -33,6 +33,7 @@ from vigil.storage.store import (
     ROLLUP_TIERS,
     TIER_MS,
     Buckets,
+    CommitListener,
     MetricInfo,
     Points,
     Selection,
@@ -93,6 +94,7 @@ class DuckDBStore:
         self._maint = self._db.cursor()
         self.index = SeriesIndex()
         self.dirty = DirtyBuckets()
+        self.listeners: list[CommitListener] = []
         self.refresh_stats: dict[str, float] = {"runs": 0, "buckets": 0, "seconds": 0.0,
                                                  "last_run_ms": 0}
         if self.schema_version() >= 1:
@@ -161,6 +163,7 @@ class DuckDBStore:
         new_rows: list[tuple[str, SeriesInfo]] = []
         next_id = self.index.next_id
         sids, tss, vals = [], [], []
+        stored: list[tuple[str, SampleBatch, Int32Array]] = []
         for tenant, batch in items:
             mine = pending.setdefault(tenant, {})
             ids, new = self.index.resolve(tenant, batch.series, mine, next_id)
@@ -174,6 +177,7 @@ class DuckDBStore:
                 new_rows.append((tenant, info))
             next_id += len(new)
             sids.append(ids[batch.series_idx])
+            stored.append((tenant, batch, ids))
             tss.append(batch.ts_ms)
             vals.append(batch.value)
             outcomes.append(len(batch))
@@ -206,6 +210,12 @@ class DuckDBStore:
         for tenant, info in new_rows:
             self.index.add(tenant, [info])
         self.dirty.mark(dict(touched))
+        for tenant, batch, ids in stored:
+            for listener in self.listeners:
+                try:
+                    listener(tenant, batch, ids)
+                except Exception:
+                    log.exception("commit listener failed", extra={"listener": repr(listener)})
         return outcomes
 
     # ------------------------------------------------------------------ catalogue

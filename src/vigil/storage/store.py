@@ -8,7 +8,7 @@ for the writer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -84,7 +84,14 @@ class Points:
     value: Float64Array
 
 
+# Called on the writer thread after each commit, with the store's id of each of the
+# batch's series (aligned with ``batch.series``); must be quick and never block.
+CommitListener = Callable[[str, SampleBatch, Int32Array], None]
+
+
 class Store(Protocol):
+    listeners: list[CommitListener]
+
     def submit(self, tenant: str, batch: SampleBatch) -> Future[int]:
         """Queue ``batch`` for the next group commit; the future resolves to the number of
         samples stored once they are durable, or fails (``SeriesLimitExceeded``,

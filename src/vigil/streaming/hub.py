@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from vigil.core.matchers import Matcher
-from vigil.core.types import SampleBatch, SeriesKey
+from vigil.core.types import Int32Array, SampleBatch, SeriesKey
 
 Selector = tuple[str, tuple[Matcher, ...]]  # metric name, label matchers
 MAX_BUFFERED_POINTS = 1000  # per series and subscription, before coalescing
@@ -126,8 +126,8 @@ class Hub:
             self.stats.coalesced += 1
 
     # ------------------------------------------------------------------ sources
-    def offer(self, tenant: str, batch: SampleBatch) -> None:
-        """The pipeline listener (writer thread): hand over to the loop, or skip."""
+    def offer(self, tenant: str, batch: SampleBatch, _ids: Int32Array) -> None:
+        """The store's commit listener (writer thread): hand over to the loop, or skip."""
         loop = self._loop
         if loop is None or not self._by_selector:
             return
