@@ -129,3 +129,23 @@ def test_cardinality_reports_top_metrics_and_labels(store: DuckDBStore) -> None:
     assert c["metrics"] == [{"name": "m", "series": 5}, {"name": "n", "series": 1}]
     assert c["labels"][0] == {"label": "dc", "series": 6, "values": 1}  # type: ignore[index]
     assert c["labels"][1] == {"label": "user", "series": 5, "values": 5}  # type: ignore[index]
+
+
+def test_commit_listeners_get_each_committed_batch_with_its_series_ids(tmp_path: Path) -> None:
+    s = DuckDBStore(tmp_path / "s.duckdb", max_series_per_tenant=2)
+    seen: list[tuple[str, list[str], list[int]]] = []
+    s.listeners.append(lambda tenant, batch, ids: seen.append(
+        (tenant, [str(m.key) for m in batch.series], ids.tolist())))
+    try:
+        s.submit("t", batch_of([("cpu", {"host": "a"}, T, 1.0),
+                                ("cpu", {"host": "b"}, T, 2.0)])).result()
+        with pytest.raises(SeriesLimitExceeded):  # refused: not passed on
+            s.submit("t", batch_of([("cpu", {"host": "c"}, T, 3.0)])).result()
+        s.submit("t", batch_of([("cpu", {"host": "b"}, T + 1, 4.0)])).result()
+        ids = {str(i.key): i.id for i in s.find_series("t", "cpu")}
+        assert seen == [
+            ("t", ['cpu{host="a"}', 'cpu{host="b"}'], [ids['cpu{host="a"}'], ids['cpu{host="b"}']]),
+            ("t", ['cpu{host="b"}'], [ids['cpu{host="b"}']]),
+        ]
+    finally:
+        s.close()
