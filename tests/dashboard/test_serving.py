@@ -3,6 +3,10 @@ API behind it is not; a pasted token is kept and sent as ``Authorization: Bearer
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +18,7 @@ from tests.conftest import Server, make_settings
 from tests.dashboard.conftest import Console, ws_route_exists
 from tests.security.conftest import AUDIENCE, ISSUER, SECRET, bearer
 from vigil import demo
+from vigil.api import dashboard
 from vigil.app import Components, build
 from vigil.core.timeutil import now_ms
 
@@ -75,3 +80,33 @@ def test_a_pasted_token_is_stored_and_sent(browser: Any, secure: Server) -> None
     finally:
         context.close()
     assert console.unexpected() == []
+
+
+def test_without_the_charting_library_the_page_says_how_to_fetch_it(
+        secure: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bare = tmp_path / "static"
+    shutil.copytree(dashboard.STATIC, bare, ignore=shutil.ignore_patterns("vendor"))
+    monkeypatch.setattr(dashboard, "STATIC", bare)
+    with httpx.Client(base_url=secure.url) as http:
+        page = http.get("/")
+    assert page.status_code == 503
+    assert "npm ci" in page.text and "make install" in page.text
+
+
+def test_a_wheel_carries_the_dashboard(tmp_path: Path) -> None:
+    """A non-editable install serves the same files: they are package data."""
+    root = Path(__file__).resolve().parents[2]
+    src = tmp_path / "src"
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, src.parent / name)
+    shutil.copytree(root / "src", src, ignore=shutil.ignore_patterns(
+        "node_modules", "__pycache__", "*.egg-info"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(tmp_path),
+                    "-w", str(tmp_path / "dist")], check=True, cwd=tmp_path, timeout=300)
+    [wheel] = (tmp_path / "dist").glob("vigil-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    static = dashboard.STATIC
+    want = {f"vigil/dashboard/static/{p.relative_to(static).as_posix()}"
+            for p in static.rglob("*") if p.is_file() and not p.name.startswith(".")}
+    assert "vigil/dashboard/static/vendor/uPlot.iife.min.js" in want
+    assert want <= names, sorted(want - names)
