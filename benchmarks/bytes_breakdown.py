@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Where the bytes on disk go: the TSBS cpu-only day, stored in-process, by table and
+column; then the raw samples rewritten in (series, time) order, as closed days could be.
+
+The dataset is the shared peer benchmark's (its generator's ``host_tags`` and
+``host_values``: 100 hosts x 10 fields, a point every 10 s for one day = 8.64 M samples),
+written through ``DuckDBStore.submit`` in 50,000-sample batches, rolled up, checkpointed.
+Sizes per column come from DuckDB's ``pragma_storage_info``: a segment's bytes are the
+distance to the next segment in its block (the last runs to the block's end), so they
+add up to whole blocks.
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/bytes_breakdown.py [--work /tmp/vigil-bytes]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from vigil.core.types import SampleBatch, SeriesKey, SeriesMeta
+from vigil.storage.duckdb_store import DuckDBStore
+
+REPO = Path(__file__).resolve().parent.parent
+START_S = 1_704_067_200  # 2024-01-01, as the peer benchmark
+POINTS, HOSTS = 8640, 100
+BLOCK = 262_144
+TABLES = ("samples", "rollup_5m", "rollup_1h", "rollup_1d", "series")
+
+
+def dataset(shared: Path) -> tuple[list[SeriesMeta], np.ndarray, np.ndarray]:
+    sys.path.insert(0, str(shared))
+    import gen_dataset as g  # type: ignore[import-not-found]
+
+    ts_s = START_S + 10 * np.arange(POINTS)
+    metas, rows = [], []
+    for h in range(HOSTS):
+        tags, _ = g.host_tags(h, 1)
+        values = g.host_values(h, 1, ts_s.astype(np.float64), START_S)
+        for fi, f in enumerate(g.FIELDS):
+            metas.append(SeriesMeta(SeriesKey.of(f"cpu_{f}", tags)))
+            rows.append(values[fi])
+    return metas, ts_s * 1000, np.stack(rows)
+
+
+def store(path: Path, metas: list[SeriesMeta], ts_ms: np.ndarray, values: np.ndarray) -> None:
+    s = DuckDBStore(path)
+    n = len(metas)
+    for lo in range(0, POINTS, 50):
+        hi = min(POINTS, lo + 50)
+        idx = np.tile(np.arange(n, dtype=np.int32), hi - lo)
+        ts = np.repeat(ts_ms[lo:hi], n).astype(np.int64)
+        s.submit("default", SampleBatch(metas, idx, ts, values[:, lo:hi].T.reshape(-1))).result()
+    s.refresh_rollups(int(time.time() * 1000))
+    s.checkpoint()
+    s.close()
+
+
+def columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str, float]]:
+    """(column, compression, bytes) of ``table``'s persistent segments."""
+    return [(c, k, float(b)) for c, k, b in con.execute(f"""
+        WITH s AS (SELECT column_name, compression, block_id, block_offset
+                   FROM pragma_storage_info('{table}') WHERE block_id >= 0),
+             o AS (SELECT *, coalesce(lead(block_offset) OVER (
+                       PARTITION BY block_id ORDER BY block_offset), {BLOCK}) - block_offset AS sz
+                   FROM s)
+        SELECT column_name, string_agg(DISTINCT compression, '+'), sum(sz)
+        FROM o GROUP BY column_name ORDER BY column_name""").fetchall()]
+
+
+def report(path: Path, samples: int, tables: tuple[str, ...]) -> None:
+    con = duckdb.connect(str(path), read_only=True)
+    total = 0.0
+    for t in tables:
+        cols = columns(con, t)
+        size = sum(b for _, _, b in cols)
+        total += size
+        print(f"{t:<10} {size / samples:6.3f} B/sample   " + ", ".join(
+            f"{c} {k} {b / samples:.3f}" for c, k, b in cols))
+    con.close()
+    file = os.path.getsize(path) / samples
+    print(f"{'tables':<10} {total / samples:6.3f} B/sample; file {file:.3f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--work", type=Path, default=Path("/tmp/vigil-bytes"))
+    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "bench")
+    a = ap.parse_args()
+    a.work.mkdir(parents=True, exist_ok=True)
+    metas, ts_ms, values = dataset(a.shared)
+    n = values.size
+    as_ingested = a.work / "ingested.duckdb"
+    for p in (as_ingested, a.work / "sorted.duckdb"):
+        p.unlink(missing_ok=True)
+    store(as_ingested, metas, ts_ms, values)
+    print(f"as ingested (time order), {n:,} samples:")
+    report(as_ingested, n, TABLES)
+    sorted_db = a.work / "sorted.duckdb"
+    con = duckdb.connect(str(sorted_db))
+    con.execute(f"ATTACH '{as_ingested}' AS a (READ_ONLY)")
+    con.execute("CREATE TABLE samples AS SELECT * FROM a.samples ORDER BY series_id, ts")
+    con.execute("CHECKPOINT")
+    con.close()
+    print("raw samples in (series, time) order:")
+    report(sorted_db, n, ("samples",))
+
+
+if __name__ == "__main__":
+    main()
