@@ -372,9 +372,11 @@ def _register_commands() -> None:
     from vigil.cli_forecast import forecast_cmd
     from vigil.cli_rules import rules_app
     from vigil.cli_security import register
+    from vigil.cli_top import top
 
     app.command("detect")(detect)
     app.command("forecast")(forecast_cmd)
+    app.command("top")(top)
     app.add_typer(rules_app, name="rules")
     register(app)
 

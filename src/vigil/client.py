@@ -73,6 +73,10 @@ class Client:
     def get(self, path: str, **params: Any) -> Any:
         return self._check(self._http.get(path, params=params)).json()
 
+    def get_text(self, path: str, **params: Any) -> str:
+        """A text answer, e.g. ``/metrics`` (Prometheus text format)."""
+        return self._check(self._http.get(path, params=params)).text
+
     def post(self, path: str, body: Any) -> Any:
         """POST a JSON body; the JSON answer (None for 204)."""
         r = self._check(self._http.post(path, json=body))
