@@ -343,8 +343,10 @@ class DuckDBStore:
         with self._selected(cur, sel) as s:
             cols = "cnt, total, min, max, last_ts, last"
             if (tier != "raw" and step_ms == TIER_MS[tier] and not s.join
+                    and (s.lut is not None or len(sel.series_ids) == 1)
                     and not self.dirty.ranges(tier, start_ms, end_ms)):
-                # Each rollup row is already one output point: no grouping needed.
+                # Each rollup row is already one output point (a group is one series):
+                # no grouping needed.
                 c = self._fetch(cur, s, f"""
                     SELECT {s.grp} AS grp, bucket AS t, {cols} FROM rollup_{tier}
                     WHERE {s.where} AND bucket >= {start_ms} AND bucket < {end_ms}
