@@ -3,16 +3,17 @@ cache equals the answer computed from the store at that moment (never stale)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
+import httpx
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import batch_of, make_settings
+from tests.conftest import Server, batch_of, make_settings
 from vigil.app import Components, build
 from vigil.query.cache import QueryCache
 from vigil.query.engine import QueryEngine, QueryResult
@@ -266,3 +267,37 @@ def test_every_cached_answer_equals_the_computed_one(
         assert stats(c)["hits"] > 0 or stats(c)["misses"] < 10
     finally:
         c.close()
+
+
+# ---------------------------------------------------------------------------- over HTTP
+@pytest.fixture
+def http_c(c: Components) -> Iterator[tuple[httpx.Client, Components]]:
+    """The seeded components served over real HTTP, and a client."""
+    with Server(c) as s, httpx.Client(base_url=s.url, timeout=30) as client:
+        yield client, c
+
+
+def test_http_answers_from_the_cache_unless_nocache(
+        http_c: tuple[httpx.Client, Components]) -> None:
+    http, c = http_c
+    params = {"name": "cpu", "start": T0 / 1000, "end": (T0 + 2 * HOUR) / 1000, "step": "5m",
+              "fn": "avg", "match": "host=a"}
+    first = http.get("/api/v1/query", params=params)
+    assert first.status_code == 200
+    assert http.get("/api/v1/query", params=params).content == first.content
+    assert stats(c)["hits"] == 1
+    fresh = http.get("/api/v1/query", params={**params, "nocache": "1"})
+    assert fresh.content == first.content and stats(c)["hits"] == 1
+    late = {"samples": [{"name": "cpu", "value": 999, "labels": {"host": "a"},
+                         "timestamp": T0 + 61_000}]}
+    assert http.post("/api/v1/metrics", json=late).status_code in (200, 202, 204)
+    after = http.get("/api/v1/query", params=params).json()
+    assert after == http.get("/api/v1/query", params={**params, "nocache": "1"}).json()
+    assert after != first.json()
+    posted = http.post("/api/v1/query", json={**params, "nocache": True})
+    assert posted.json() == after
+    text = http.get("/metrics").text
+    assert "vigil_query_cache_hits_total 1.0" in text
+    assert "vigil_query_cache_invalidated_total 1.0" in text
+    bad = http.get("/api/v1/query", params={**params, "nocache": "yes"})
+    assert bad.status_code == 400 and "nocache" in bad.text
