@@ -263,8 +263,9 @@ def test_every_cached_answer_equals_the_computed_one(
             elif op == 4:
                 c.store.refresh_rollups(FAR)
             else:
-                answer(c.engine, QUERIES[int(rng.integers(len(QUERIES)))])
-        assert stats(c)["hits"] > 0 or stats(c)["misses"] < 10
+                q = QUERIES[int(rng.integers(len(QUERIES)))]
+                answer(c.engine, q)
+                assert c.engine.cached("default", q) is not None  # kept until a change
     finally:
         c.close()
 
