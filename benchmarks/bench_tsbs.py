@@ -19,13 +19,16 @@ Usage (from the repository root, with the project's virtualenv)::
     .venv/bin/python benchmarks/bench_tsbs.py                      # full: 100 hosts x 1 day
     .venv/bin/python benchmarks/bench_tsbs.py --hosts 10 --span 3600 --no-peers   # quick
     .venv/bin/python benchmarks/bench_tsbs.py --profile            # + py-spy pass
+    .venv/bin/python benchmarks/bench_tsbs.py --peer-cache         # + VictoriaMetrics, caches on
     .venv/bin/python benchmarks/bench_tsbs.py --only-profile --no-embedded
     .venv/bin/python benchmarks/bench_tsbs.py --no-peers --vigil-env VIGIL_ROLLUP_INTERVAL=1h
 
 Options worth knowing: ``--data`` (dataset dir; generated with gen_dataset.py if
 missing, default /tmp/tsbench/data-h<hosts>-s<span>), ``--shared`` (the peer benchmark
 dir), ``--work`` (scratch dir for data dirs and logs), ``--out`` (result JSON),
-``--no-peers``, ``--no-embedded``, ``--profile`` (py-spy raw profiles of the server
+``--no-peers``, ``--peer-cache`` (VictoriaMetrics once more with its caches on: the shared
+protocol turns them off, so its Q1-Q3 are cold; this gives its figure for repeated
+queries), ``--no-embedded``, ``--profile`` (py-spy raw profiles of the server
 during HTTP ingest and during a Q2 loop, in a separate, untimed pass),
 ``--max-minutes`` (hard bound on the whole run; every started process is stopped),
 ``--vigil-env VIGIL_X=V`` (extra server settings, e.g. ``VIGIL_ROLLUP_INTERVAL=1h`` keeps
@@ -46,6 +49,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from typing import Any
 
 from tsbs_common import REPO, import_run_bench, load_json, log, rb
@@ -60,6 +64,31 @@ class Timeout(Exception):
     pass
 
 
+def cached_victoriametrics() -> Any:
+    """VictoriaMetrics as the shared protocol runs it, but with its caches on: the protocol
+    starts it with ``-search.disableCache`` and sends ``nocache=1`` with every query."""
+
+    class VictoriaMetricsCached(rb.VictoriaMetrics):
+        name = "victoriametrics_cached"
+
+        def start(self, d: str) -> int:
+            self.dir = os.path.join(d, "data")
+            self.p = rb.start_proc(self.name, [
+                "/usr/bin/victoria-metrics", f"-storageDataPath={self.dir}",
+                f"-httpListenAddr={rb.HOST}:{self.port}", "-retentionPeriod=100y",
+                "-loggerLevel=WARN"], os.path.join(d, "server.log"))
+            rb.wait_http(self.port, "/health")
+            return int(self.p.pid)
+
+        def prom(self, path: str, **params: Any) -> Any:
+            body = urllib.parse.urlencode(params)
+            return json.loads(rb.http_req(
+                self.port, "POST", path, body=body,
+                headers={"Content-Type": "application/x-www-form-urlencoded"}))
+
+    return VictoriaMetricsCached()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -72,6 +101,9 @@ def main() -> int:
                     "vigil-h<hosts>-s<span>-<time>.json)")
     ap.add_argument("--md", help="also write the markdown summary here")
     ap.add_argument("--no-peers", action="store_true", help="skip VictoriaMetrics")
+    ap.add_argument("--peer-cache", action="store_true",
+                    help="also run VictoriaMetrics with its caches on (the shared protocol "
+                    "turns them off), for the peer's figure on repeated queries")
     ap.add_argument("--no-embedded", action="store_true", help="skip embedded ingest")
     ap.add_argument("--no-http", action="store_true", help="skip the HTTP server benchmark")
     ap.add_argument("--embedded-threads", default="1,2")
@@ -141,6 +173,8 @@ def main() -> int:
             systems.append(VigilSystem(port=a.port, env=vigil_env))
             if not a.no_peers:
                 systems.append(rb.VictoriaMetrics())
+                if a.peer_cache:
+                    systems.append(cached_victoriametrics())
         for sysobj in systems:
             log(f"===== {sysobj.name}")
             try:

@@ -89,6 +89,7 @@ def markdown(result: dict[str, Any]) -> str:
             r = r.get(p)
         return r
 
+    vmc = result["systems"].get("victoriametrics_cached")
     mib = 1 / (1024 * 1024)
     for label, path, scale, higher_better in (
         ("ingest samples/s (load wall)", ("ingest_samples_per_s",), 1, True),
@@ -101,10 +102,21 @@ def markdown(result: dict[str, Any]) -> str:
         b = get(vm, *path)
         rows.append((label, None if a is None else a * scale, None if b is None else b * scale,
                      higher_better))
+    # Cold: every answer computed (Vigil nocache=1; the shared protocol runs the peer with
+    # its caches off). Repeated: the same query 20 times — Vigil answers from its query
+    # cache; the peer with its caches on when --peer-cache ran it, else off.
+    warm_peer = vmc if vmc and "queries" in vmc else vm
+    warm_note = "VM caches on" if warm_peer is vmc and vmc else "VM caches off"
     for qn in ("Q1", "Q2", "Q3"):
         for stat in ("median_ms", "p95_ms"):
-            rows.append((f"{qn} {stat.replace('_ms', '')} ms", get(vi, "queries", qn, stat),
-                         get(vm, "queries", qn, stat), False))
+            if get(vi, "queries", qn + "_nocache", stat) is not None:
+                rows.append((f"{qn} {stat.replace('_ms', '')} ms, cold (nocache)",
+                             get(vi, "queries", qn + "_nocache", stat),
+                             get(vm, "queries", qn, stat), False))
+        for stat in ("median_ms", "p95_ms"):
+            rows.append((f"{qn} {stat.replace('_ms', '')} ms, repeated "
+                         f"(Vigil query cache; {warm_note})", get(vi, "queries", qn, stat),
+                         get(warm_peer, "queries", qn, stat), False))
     L.append("| metric | Vigil | VictoriaMetrics | Vigil / VM |")
     L.append("|---|---:|---:|---:|")
     for label, a, b, hb in rows:
@@ -128,6 +140,11 @@ def markdown(result: dict[str, Any]) -> str:
                  f"(stale before: {ex.get('stale_before_trigger')}); compact wait "
                  f"{vi.get('compact_wait_s')} s. Tiers the planner used: "
                  f"{ {k: t for k, t in (ex.get('tiers') or {}).items() if '_' not in k} }.\n")
+    qc = ex.get("query_cache")
+    if qc and "error" not in qc:
+        L.append("Vigil query cache at the end: " + ", ".join(
+            f"{k.removesuffix('_total')} {v:,.0f}" for k, v in qc.items()
+            if not k.endswith("_created")) + ".\n")
     chk = result.get("result_check", {})
     if chk:
         L.append("Query results (rows; sum) against the peers:\n")
@@ -143,6 +160,15 @@ def markdown(result: dict[str, Any]) -> str:
             if r3:
                 L.append(f"| Q3 (VictoriaMetrics, histogram) | [{r3['rows']}, {r3['sum']}] | "
                          "— | approximate (vmrange buckets) |")
+        # With its cache on, VictoriaMetrics moves start and end of a range query that
+        # returns 50 or more points so that responses can be cached: its windows move too.
+        for qn in ("Q1", "Q2"):
+            cached, cold = get(vmc, "queries", qn, "result"), get(vm, "queries", qn, "result")
+            if cached and cold:
+                same = (cached["rows"], cached["sum"]) == (cold["rows"], cold["sum"])
+                L.append(f"| {qn} (VictoriaMetrics, caches on) | [{cached['rows']}, "
+                         f"{cached['sum']}] | [{cold['rows']}, {cold['sum']}] (its own, caches "
+                         f"off) | {'same' if same else 'DIFFERS'} |")
         L.append("")
     emb = result.get("embedded", {})
     if emb:
@@ -165,7 +191,8 @@ def markdown(result: dict[str, Any]) -> str:
         L.append("")
     prof = result.get("profile")
     if prof and "ingest" in prof:
-        for phase, title in (("ingest", "HTTP ingest"), ("q2", "Q2 loop")):
+        for phase, title in (("ingest", "HTTP ingest"), ("q2", "a Q2 loop (nocache)"),
+                             ("q2_cached", "a Q2 loop (from the query cache)")):
             if phase not in prof:
                 continue
             pr = prof[phase]

@@ -33,6 +33,7 @@ from vigil.core.types import Float64Array, Int64Array, SampleBatch, SeriesKey
 from vigil.ingest.json_samples import parse_samples
 from vigil.ingest.limits import Limits
 from vigil.pipeline import Pipeline
+from vigil.query.cache import QueryCache
 from vigil.query.engine import QueryEngine, QueryResult
 from vigil.query.model import Query
 from vigil.security.authenticator import Authenticator
@@ -117,7 +118,7 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
                     settings.max_label_value_length)
     security = SecurityStore(store.connection())
     auth = build_authenticator(settings, security)
-    engine = QueryEngine(store)
+    engine = QueryEngine(store, cache=build_query_cache(settings, store, telemetry))
     bus = LocalBus()
     alerting, dispatcher, senders = _alerting(settings, store, engine, bus)
     store.listeners.append(alerting.offer)
@@ -140,6 +141,21 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
     return Components(settings, store, telemetry, pipeline, engine, maintenance, limits, bus,
                       hub, alerting, dispatcher, senders, build_tasks(settings, store, telemetry),
                       security, auth, build_rate_limiter(settings))
+
+
+def build_query_cache(settings: Settings, store: DuckDBStore, telemetry: Telemetry
+                      ) -> QueryCache[QueryResult] | None:
+    """The query cache, told of every change of stored data: committed batches (the
+    first commit listener, so an answer is dropped before anyone hears of the batch or
+    its writer is acknowledged) and rewrites of the store (rollups, retention)."""
+    if not (settings.query_cache_max_entries and settings.query_cache_max_bytes):
+        return None
+    cache: QueryCache[QueryResult] = QueryCache(settings.query_cache_max_entries,
+                                                settings.query_cache_max_bytes)
+    store.listeners.insert(0, cache.committed)
+    store.rewrite_listeners.append(cache.rewritten)
+    telemetry.watch_query_cache(cache.stats)
+    return cache
 
 
 def _dashboard(store: DuckDBStore, alerting: AlertingService

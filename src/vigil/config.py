@@ -32,6 +32,13 @@ def _int(v: Any) -> int:
     return int(str(v).replace("_", ""))
 
 
+def _size(v: Any) -> int:
+    n = _int(v)
+    if n < 0:
+        raise ValueError("must be 0 or more")
+    return n
+
+
 def _choice(*options: str) -> Callable[[Any], str]:
     def parse(v: Any) -> str:
         if str(v) not in options:
@@ -102,6 +109,11 @@ SETTINGS: tuple[Setting, ...] = (
             "How long a task performance report is cached (0 = off)."),
     Setting("tasks_bottlenecks_cache_ttl", 120.0, _duration_s,
             "How long a task bottleneck report is cached (0 = off)."),
+    Setting("query_cache_max_entries", 10_000, _size,
+            "Query answers kept in memory for repeated queries, dropped exactly when data "
+            "they read changes (see docs/query.md); 0 = no query cache."),
+    Setting("query_cache_max_bytes", 64 * 1024 * 1024, _size,
+            "Approximate memory the kept query answers may take; 0 = no query cache."),
     Setting("tasks_max_period_hours", 168, _int,
             "Longest bottleneck analysis period, in hours; longer gets 400."),
     Setting("tasks_max_results", 50, _int,
@@ -166,6 +178,8 @@ class Settings:
     alert_queue_batches: int
     tasks_performance_cache_ttl: float
     tasks_bottlenecks_cache_ttl: float
+    query_cache_max_entries: int
+    query_cache_max_bytes: int
     tasks_max_period_hours: int
     tasks_max_results: int
     jwt_secret: str = field(repr=False)

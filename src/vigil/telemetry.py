@@ -49,6 +49,9 @@ class Telemetry:
     def watch_store(self, stats: Callable[[], dict[str, float]]) -> None:
         self.registry.register(_StoreCollector(stats))
 
+    def watch_query_cache(self, stats: Callable[[], Mapping[str, float]]) -> None:
+        self.registry.register(_QueryCacheCollector(stats))
+
     def watch_alerting(self, stats: Callable[[], Mapping[str, float]],
                        delivery: Callable[[], Mapping[str, Any]]) -> None:
         self.registry.register(_AlertingCollector(stats, delivery))
@@ -75,6 +78,32 @@ class _StoreCollector:
             yield CounterMetricFamily(f"vigil_store_{key}", doc, value=st.get(key, 0.0))
         for key, doc in self._GAUGES.items():
             yield GaugeMetricFamily(f"vigil_store_{key}", doc, value=st.get(key, 0.0))
+
+
+class _QueryCacheCollector:
+    """The query result cache (``vigil.query.cache.QueryCache.stats``)."""
+
+    _COUNTERS: ClassVar[dict[str, str]] = {
+        "hits": "Queries answered from the query cache",
+        "misses": "Queries computed with the query cache on (answer offered to it)",
+        "invalidated": "Cached answers dropped because data they read changed",
+        "evicted": "Cached answers dropped for room (least recently used)",
+        "refused": "Answers not cached: data they read changed while they were computed",
+    }
+    _GAUGES: ClassVar[dict[str, str]] = {
+        "entries": "Answers in the query cache",
+        "bytes": "Approximate memory of the answers in the query cache",
+    }
+
+    def __init__(self, stats: Callable[[], Mapping[str, float]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        st = self._stats()
+        for key, doc in self._COUNTERS.items():
+            yield CounterMetricFamily(f"vigil_query_cache_{key}", doc, value=st.get(key, 0.0))
+        for key, doc in self._GAUGES.items():
+            yield GaugeMetricFamily(f"vigil_query_cache_{key}", doc, value=st.get(key, 0.0))
 
 
 class _AlertingCollector:

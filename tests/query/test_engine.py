@@ -60,6 +60,23 @@ def test_group_by_pools_samples_of_the_group(components: Components,
     assert together == {"": {T0: max(v.max() for v in gauges.values())}}
 
 
+@pytest.mark.parametrize("group_by", ["", "dc", None])
+def test_groups_from_a_rolled_up_tier_equal_groups_from_raw(
+        components: Components, gauges: dict[str, np.ndarray], group_by: str | None) -> None:
+    """At the tier's own step a rollup row is a point only when its group is one series;
+    several series in one group are merged as from raw samples."""
+    params = {"name": "cpu", "start": T0 / 1000, "end": (T0 + 3_600_000) / 1000,
+              "step": "5m", "fn": "sum"}
+    if group_by is not None:
+        params["group_by"] = group_by
+    stale = run(components, **params)  # no rollup yet: from raw samples
+    components.store.refresh_rollups(2**53)
+    rolled = run(components, **params)
+    assert rolled.keys() == stale.keys()
+    for k in stale:
+        assert rolled[k] == pytest.approx(stale[k])
+
+
 def test_quantile_exact_on_raw_and_within_1pct_on_rollups(
         components: Components, gauges: dict[str, np.ndarray]) -> None:
     pooled = np.concatenate(list(gauges.values()))

@@ -149,3 +149,26 @@ def test_commit_listeners_get_each_committed_batch_with_its_series_ids(tmp_path:
         ]
     finally:
         s.close()
+
+
+def test_rewrite_listeners_hear_of_rebuilds_recomputes_and_deletes(store: DuckDBStore) -> None:
+    day, w = 86_400_000, 300_000
+    start = T // day * day
+    heard: list[tuple[int, int]] = []
+    store.rewrite_listeners.append(lambda lo, hi: heard.append((lo, hi)))
+    store.submit("t", batch_of([("m", {}, start + 1, 1.0), ("m", {}, start + day + 1, 1.0)])
+                 ).result()
+    assert heard == []  # commits are the commit listeners' concern
+    store.refresh_rollups(2**53)
+    assert sorted(heard) == sorted([(start, start + w), (start + day, start + day + w),
+                                    (start, start + 3_600_000),
+                                    (start + day, start + day + 3_600_000),
+                                    (start, start + 2 * day)])
+    heard.clear()
+    store.recompute_rollups(start + day, start + 2 * day)
+    assert heard == [(start + day, start + day + w)]
+    heard.clear()
+    store.apply_retention(start + 3 * day, {"raw": 2 * day, "5m": 0, "1h": 0, "1d": 0})
+    assert heard == [(-(2**63), start + day)]
+    store.apply_retention(start + 3 * day, {"raw": 2 * day, "5m": 0, "1h": 0, "1d": 0})
+    assert len(heard) == 1  # nothing more deleted, nothing heard

@@ -28,7 +28,7 @@ Who = Annotated[Principal, Depends(principal)]
 JsonBody = Annotated[dict[str, Any], Body()]
 
 
-def service(c: Annotated[Components, Depends(components)]) -> AlertingService:
+async def service(c: Annotated[Components, Depends(components)]) -> AlertingService:
     return c.alerting
 
 

@@ -13,23 +13,30 @@ from vigil.core.errors import InvalidInput, PayloadTooLarge, Problem, Unsupporte
 from vigil.security.scopes import Principal
 
 
-def components(request: Request) -> Components:
+# The dependencies are coroutines, though they never wait: FastAPI runs a plain function
+# dependency in the thread pool, and two such hops per request cost more than a cached
+# query's answer.
+async def components(request: Request) -> Components:
     c: Components = request.app.state.components
     return c
 
 
-def principal(request: Request) -> Principal:
+async def principal(request: Request) -> Principal:
     """Who is asking (``api.auth.guard`` verified it)."""
+    return _principal(request)
+
+
+async def tenant(request: Request) -> str:
+    """The tenant of the request: the verified credential's (``api.auth.guard``), or the
+    one a superadmin named; never the body. Open mode: the default tenant."""
+    return _principal(request).tenant
+
+
+def _principal(request: Request) -> Principal:
     p: Principal | None = getattr(request.state, "principal", None)
     if p is None:
         raise AssertionError("BUG: principal asked for on a public route")
     return p
-
-
-def tenant(request: Request) -> str:
-    """The tenant of the request: the verified credential's (``api.auth.guard``), or the
-    one a superadmin named; never the body. Open mode: the default tenant."""
-    return principal(request).tenant
 
 
 def check_content_type(request: Request, allowed: tuple[str, ...], missing_ok: bool) -> None:

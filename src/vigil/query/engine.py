@@ -1,18 +1,20 @@
-"""Runs a ``Query`` against a ``Store``: select series, plan the tier, aggregate."""
+"""Runs a ``Query`` against a ``Store``: select series, plan the tier, aggregate; answers
+repeated queries from the ``QueryCache`` when it is given one."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from vigil.core.timeutil import now_ms
 from vigil.core.types import Float64Array, Int64Array
 from vigil.query import functions
+from vigil.query.cache import QueryCache
 from vigil.query.model import Query
 from vigil.query.planner import plan
-from vigil.storage.store import Selection, SeriesInfo, Store, Tier
+from vigil.storage.store import TIER_MS, Selection, SeriesInfo, Store, Tier
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,19 +26,53 @@ class ResultSeries:
 
 @dataclass(frozen=True, slots=True)
 class QueryResult:
+    """An answer. One from the cache is shared by every caller that gets it: its arrays
+    are read-only, and nothing may change its series list."""
+
     name: str
     tier: Tier
     series: list[ResultSeries]
+    # Renderings of this result by the edge (its JSON body), made once per result: a
+    # cached answer is not serialised again on every hit.
+    rendered: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+
+# An answer depends on the query and on the tier it is read from: the planner's choice
+# moves with the clock when the range ends near now.
+CacheKey = tuple[Query, Tier]
 
 
 class QueryEngine:
-    def __init__(self, store: Store, clock: Callable[[], int] = now_ms) -> None:
+    def __init__(self, store: Store, clock: Callable[[], int] = now_ms,
+                 cache: QueryCache[QueryResult] | None = None) -> None:
         self._store = store
         self._clock = clock
+        self.cache = cache
 
-    def run(self, tenant: str, query: Query) -> QueryResult:
-        infos = self._store.find_series(tenant, query.name, query.matchers)
+    def cached(self, tenant: str, query: Query) -> QueryResult | None:
+        """The cached answer, if there is one; never reads the store (so it may run on
+        the event loop before ``run`` is handed to a thread)."""
+        if self.cache is None:
+            return None
+        return self.cache.get(tenant, (query, plan(query, self._clock())))
+
+    def run(self, tenant: str, query: Query, *, use_cache: bool = True) -> QueryResult:
+        """The answer; from the cache, or computed (and kept) when ``use_cache``."""
         tier = plan(query, self._clock())
+        cache = self.cache if use_cache else None
+        if cache is None:
+            return self._compute(tenant, query, tier)
+        key: CacheKey = (query, tier)
+        hit = cache.get(tenant, key)
+        if hit is not None:
+            return hit
+        ticket = cache.ticket()  # before the first read of the store
+        result = _read_only(self._compute(tenant, query, tier))
+        cache.put(tenant, key, result, reads(query, tier), _nbytes(result), ticket)
+        return result
+
+    def _compute(self, tenant: str, query: Query, tier: Tier) -> QueryResult:
+        infos = self._store.find_series(tenant, query.name, query.matchers)
         labels, sel = _group(infos, query.group_by)
         if not infos:
             return QueryResult(query.name, tier, [])
@@ -71,7 +107,7 @@ class QueryEngine:
     def _increase(self, tenant: str, query: Query, sel: Selection, width: int) -> tuple[
             np.ndarray, np.ndarray, np.ndarray]:
         step = query.step_ms
-        lookback = step * width
+        lookback = _lookback_ms(query)
         p = self._store.raw(tenant, sel.series_ids, query.start_ms - lookback, query.end_ms)
         keys, ts, vals = functions.increase(p, sel, query.start_ms, step)
         if width > 1:
@@ -81,6 +117,44 @@ class QueryEngine:
             grid = functions.dense(keys, ts, vals, n_groups, t0, step, n_steps, np.nan)
             keys, ts, vals = _sparse(functions.rolling(grid, width, "sum"), t0, step)
         return keys, ts, vals
+
+
+def _lookback_ms(query: Query) -> int:
+    """How far before ``start_ms`` rate and increase read raw samples (the base of the
+    first delta of each window)."""
+    width = -(-query.window_ms // query.step_ms) if query.window_ms else 1
+    return query.step_ms * width
+
+
+def reads(query: Query, tier: Tier) -> tuple[int, int]:
+    """The time range ``[lo, hi)`` (ms) of stored samples the answer from ``tier``
+    depends on: the cache drops the answer when a sample in it changes."""
+    lo, hi = query.start_ms, query.end_ms
+    if query.fn in ("rate", "increase"):
+        lo -= _lookback_ms(query)
+    if tier != "raw":
+        # Rollup rows cover whole buckets: the last one read may reach past end_ms
+        # (the planner takes an end in the future as aligned).
+        w = TIER_MS[tier]
+        lo, hi = lo // w * w, -(-hi // w) * w
+    return lo, hi
+
+
+def _read_only(result: QueryResult) -> QueryResult:
+    for s in result.series:
+        s.t_ms.flags.writeable = False
+        s.values.flags.writeable = False
+    return result
+
+
+def _nbytes(result: QueryResult) -> int:
+    """Approximate memory of a cached answer: its arrays, labels, and its JSON body
+    (≈ 32 bytes a point) once rendered."""
+    n = 256
+    for s in result.series:
+        n += 160 + s.t_ms.nbytes + s.values.nbytes + 32 * len(s.t_ms)
+        n += sum(100 + len(k) + len(v) for k, v in s.labels.items())
+    return n
 
 
 def _group(

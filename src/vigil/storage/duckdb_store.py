@@ -36,6 +36,7 @@ from vigil.storage.store import (
     CommitListener,
     MetricInfo,
     Points,
+    RewriteListener,
     Selection,
     SeriesInfo,
     Tier,
@@ -95,6 +96,7 @@ class DuckDBStore:
         self.index = SeriesIndex()
         self.dirty = DirtyBuckets()
         self.listeners: list[CommitListener] = []
+        self.rewrite_listeners: list[RewriteListener] = []
         self.refresh_stats: dict[str, float] = {"runs": 0, "buckets": 0, "seconds": 0.0,
                                                  "last_run_ms": 0}
         if self.schema_version() >= 1:
@@ -343,8 +345,10 @@ class DuckDBStore:
         with self._selected(cur, sel) as s:
             cols = "cnt, total, min, max, last_ts, last"
             if (tier != "raw" and step_ms == TIER_MS[tier] and not s.join
+                    and (s.lut is not None or len(sel.series_ids) == 1)
                     and not self.dirty.ranges(tier, start_ms, end_ms)):
-                # Each rollup row is already one output point: no grouping needed.
+                # Each rollup row is already one output point (a group is one series):
+                # no grouping needed.
                 c = self._fetch(cur, s, f"""
                     SELECT {s.grp} AS grp, bucket AS t, {cols} FROM rollup_{tier}
                     WHERE {s.where} AND bucket >= {start_ms} AND bucket < {end_ms}
@@ -460,6 +464,8 @@ class DuckDBStore:
             con.execute("ROLLBACK")
             raise
         self.dirty.clear(tier, snap)
+        for lo, hi in ranges:
+            self._rewritten(lo, hi)
 
     def recompute_rollups(self, start_ms: int, end_ms: int) -> int:
         w = TIER_MS["5m"]
@@ -476,6 +482,7 @@ class DuckDBStore:
         with self._maint_lock:
             self._maint.execute(rollups.dirty_rows_sql(marks))
             self.dirty.mark(dict(marks))
+        self._rewritten(int(starts[0]), int(starts[-1]) + w)
         return len(starts)
 
     def rollup_status(self) -> dict[str, object]:
@@ -502,7 +509,17 @@ class DuckDBStore:
                 [(n,)] = self._maint.execute(
                     f"DELETE FROM {table} WHERE {col} < {cutoff}").fetchall()
                 deleted[tier] = int(n)
+                if n:
+                    self._rewritten(-(2**63), cutoff)
         return deleted
+
+    def _rewritten(self, start_ms: int, end_ms: int) -> None:
+        """Tell the rewrite listeners, after reads see the change."""
+        for listener in self.rewrite_listeners:
+            try:
+                listener(start_ms, end_ms)
+            except Exception:
+                log.exception("rewrite listener failed", extra={"listener": repr(listener)})
 
     # ------------------------------------------------------------------ operations
     def stats(self) -> dict[str, float]:

@@ -87,10 +87,15 @@ class Points:
 # Called on the writer thread after each commit, with the store's id of each of the
 # batch's series (aligned with ``batch.series``); must be quick and never block.
 CommitListener = Callable[[str, SampleBatch, Int32Array], None]
+# Called with ``(start_ms, end_ms)`` once reads see that stored data of any tenant in
+# that range changed for another cause than a commit: rollup rebuilds and recomputes,
+# retention. On the thread that made the change (maintenance); must be quick.
+RewriteListener = Callable[[int, int], None]
 
 
 class Store(Protocol):
     listeners: list[CommitListener]
+    rewrite_listeners: list[RewriteListener]
 
     def submit(self, tenant: str, batch: SampleBatch) -> Future[int]:
         """Queue ``batch`` for the next group commit; the future resolves to the number of
