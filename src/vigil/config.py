@@ -97,7 +97,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Memory limit of the embedded DuckDB store (its buffer pool; spills beyond)."),
     Setting("duckdb_threads", 0, _int, "DuckDB worker threads (0 = one per core)."),
     Setting("rules_file", "", str,
-            "A TOML file of alert channels and rules, created or replaced at start-up "
+            "A TOML (or `.yaml`) file of alert channels and rules, created or replaced at start-up "
             "(see docs/alerting.md); empty = none."),
     Setting("alert_tick", 1.0, _duration_s,
             "How often alerting checks what time alone changes: for-durations, absence, "

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from vigil.alerting import rules_file
 from vigil.alerting.replay import Replay, parse_series, parse_values, run_rule_tests
@@ -46,6 +48,27 @@ def test_a_failing_expectation_is_reported() -> None:
 ])
 def test_bad_rules_files_name_table_and_field(tmp_path: Path, text: str, field: str) -> None:
     f = tmp_path / "r.toml"
+    f.write_text(text)
+    with pytest.raises(InvalidInput) as err:
+        rules_file.load(f)
+    assert err.value.problems[0].field == field
+
+
+def test_a_yaml_rules_file_reads_as_its_toml_twin(tmp_path: Path) -> None:
+    twin = tmp_path / "rules.yaml"
+    twin.write_text(yaml.safe_dump(tomllib.loads(EXAMPLE.read_text())))
+    want, got = rules_file.load(EXAMPLE), rules_file.load(twin)
+    assert got.rules == want.rules and got.channels == want.channels
+    assert got.tests == want.tests and len(got.rules) > 0
+
+
+@pytest.mark.parametrize(("text", "field"), [
+    ("rules: [\n", "file"),
+    ("- just\n- a list\n", "file"),
+    ("rules:\n  - name: x\n    metric: '9'\n", "rules[0].metric"),
+])
+def test_bad_yaml_rules_files_name_the_problem(tmp_path: Path, text: str, field: str) -> None:
+    f = tmp_path / "r.yml"
     f.write_text(text)
     with pytest.raises(InvalidInput) as err:
         rules_file.load(f)

@@ -1,4 +1,5 @@
-"""Rules files: channels, rules and rule tests in one TOML file.
+"""Rules files: channels, rules and rule tests in one TOML file (or YAML, by its
+``.yaml``/``.yml`` suffix, with the same tables as keys).
 
 ```toml
 [[channels]]
@@ -31,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from vigil.alerting.channels import Channel, parse_channel
 from vigil.alerting.fields import bad
 from vigil.alerting.rules import Rule, parse_rule
@@ -47,14 +50,20 @@ class RulesFile:
 
 def load(path: str | Path) -> RulesFile:
     """Read and validate a rules file; problems name the file's table and field."""
+    yaml_file = Path(path).suffix.lower() in (".yaml", ".yml")
     try:
         with open(path, "rb") as f:
-            doc = tomllib.load(f)
+            doc = yaml.safe_load(f) if yaml_file else tomllib.load(f)
     except OSError as err:
         raise InvalidInput(Problem(f"cannot read {path}: {err.strerror}", field="file")
                            ) from err
     except tomllib.TOMLDecodeError as err:
         raise InvalidInput(Problem(f"{path} is not valid TOML: {err}", field="file")) from err
+    except yaml.YAMLError as err:
+        raise InvalidInput(Problem(f"{path} is not valid YAML: {err}", field="file")) from err
+    if not isinstance(doc, dict):
+        raise InvalidInput(Problem(f"{path} must hold a mapping of channels, rules, tests",
+                                   field="file"))
     unknown = sorted(set(doc) - {"tenant", "channels", "rules", "tests"})
     if unknown:
         raise bad(unknown[0], "unknown table; a rules file has channels, rules, tests, tenant")
