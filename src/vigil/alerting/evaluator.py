@@ -24,6 +24,8 @@ import numpy as np
 
 from vigil.alerting.rules import KINDS, OPS, Rule
 from vigil.analytics.anomaly import StreamingScorer
+from vigil.core.matchers import MatcherIndex
+from vigil.core.series_codes import SeriesCodes
 from vigil.core.timeutil import format_ms
 from vigil.core.types import Float64Array, Int32Array, Int64Array, SampleBatch, SeriesKey
 
@@ -124,48 +126,16 @@ class _Slots:
 _AGGS = ("avg", "min", "max", "sum", "count", "last")
 
 
-class _MetricRules:
-    """The rules of one metric, each filed under one of its equality matchers, so a new
-    series is tested only against rules that can match it (1,000 rules on one metric
-    would otherwise cost 1,000 tests per new series); and the series of the metric seen
-    so far, so a new rule finds its series without waiting for their next sample."""
-
-    def __init__(self) -> None:
-        self.eq: dict[tuple[str, str], list[int]] = {}
-        self.scan: list[int] = []  # rules without a usable equality matcher
-
-    @staticmethod
-    def _filed(rule: Rule) -> tuple[str, str] | None:
-        for m in rule.matchers:
-            if m.op == "=" and m.value:
-                return (m.label, m.value)
-        return None
-
-    def add(self, i: int, rule: Rule) -> None:
-        key = self._filed(rule)
-        (self.scan if key is None else self.eq.setdefault(key, [])).append(i)
-
-    def remove(self, i: int, rule: Rule) -> None:
-        key = self._filed(rule)
-        (self.scan if key is None else self.eq[key]).remove(i)
-
-    def candidates(self, key: SeriesKey) -> list[int]:
-        out = list(self.scan)
-        for pair in key.labels:
-            out += self.eq.get(pair, ())
-        return out
-
-
 class Evaluator:
     def __init__(self, is_active: Callable[[str], bool] = lambda fp: False) -> None:
         self._is_active = is_active
         self._rules: list[Rule | None] = []  # rule index -> rule (None: removed)
         self._ridx: dict[str, int] = {}
-        self._by_metric: dict[str, _MetricRules] = {}
+        self._by_metric: dict[str, MatcherIndex[int]] = {}
         # Each series seen gets a group: the slots of the rules it matches, kept as one
         # flat array with offsets (CSR) so a batch maps to slots with numpy alone.
         self._gid: dict[SeriesKey, int] = {}
-        self._lut: Int64Array = np.full(0, -1, np.int64)  # the store's series id -> group
+        self._codes = SeriesCodes()  # the store's series id -> group
         self._groups: list[Int64Array] = []
         self._csr: tuple[Int64Array, Int64Array, Int64Array] | None = None  # flat, off, len
         self._slot_of: dict[tuple[int, SeriesKey], int] = {}
@@ -191,8 +161,7 @@ class Evaluator:
             return
         i = self._ridx[rule.id] = len(self._rules)
         self._rules.append(rule)
-        metric = self._by_metric.setdefault(rule.metric, _MetricRules())
-        metric.add(i, rule)
+        self._by_metric.setdefault(rule.metric, MatcherIndex()).add(i, rule.matchers)
         self.recent.setdefault(rule.id, deque(maxlen=RECENT))
         if rule.condition.kind == "forecast":
             return  # its values come from set_values, not the stream
@@ -209,7 +178,7 @@ class Evaluator:
         rule = self._rules[i]
         assert rule is not None, "BUG: rule index points at a removed rule"
         self._rules[i] = None
-        self._by_metric[rule.metric].remove(i, rule)
+        self._by_metric[rule.metric].remove(i, rule.matchers)
         live = np.flatnonzero(self.s.rule[: self.s.n] == i)
         self.s.rule[live] = -1
         for slot in live.tolist():
@@ -264,7 +233,7 @@ class Evaluator:
         self._seen.setdefault(key.name, []).append(key)
         metric = self._by_metric.get(key.name)
         if metric is not None:
-            for i in metric.candidates(key):
+            for i in metric.candidates(key.labels):
                 rule = self._rules[i]
                 assert rule is not None, "BUG: removed rule still indexed by metric"
                 if rule.condition.kind != "forecast" and _matches(rule, key):
@@ -286,25 +255,13 @@ class Evaluator:
         """The group of each of the batch's series. With the store's ids that is one numpy
         look-up; a series seen for the first time (or without ids) goes by its key."""
         if series_ids is None:
-            get = self._gid.get
-            found = [get(m.key) for m in batch.series]  # one hash per distinct series
-            if None in found:
-                found = [self._match(m.key) if g is None else g
-                         for m, g in zip(batch.series, found, strict=True)]
-            return np.fromiter(found, np.int64, len(found))
-        top = int(series_ids.max(initial=-1)) + 1
-        if top > len(self._lut):
-            lut = np.full(max(top, 2 * len(self._lut)), -1, np.int64)
-            lut[: len(self._lut)] = self._lut
-            self._lut = lut
-        gid = self._lut[series_ids]
-        miss = np.flatnonzero(gid < 0)
-        for j in miss.tolist():
-            key = batch.series[j].key
-            g = self._gid.get(key)
-            gid[j] = self._match(key) if g is None else g
-        self._lut[series_ids[miss]] = gid[miss]
-        return gid
+            return np.fromiter((self._group(m.key) for m in batch.series), np.int64,
+                               len(batch.series))
+        return self._codes.codes(batch, series_ids, self._group)
+
+    def _group(self, key: SeriesKey) -> int:
+        g = self._gid.get(key)
+        return self._match(key) if g is None else g
 
     def observe(self, batch: SampleBatch, now_ms: int,
                 series_ids: Int32Array | None = None) -> list[Transition]:

@@ -6,12 +6,14 @@ Regexes are fully anchored, and a label that is absent matches as the empty stri
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from vigil.core.errors import InvalidInput, Problem
 
 Op = Literal["=", "!=", "=~", "!~"]
+T = TypeVar("T")
 _SYNTAX = re.compile(r"^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$", re.S)
 
 
@@ -61,6 +63,47 @@ class Matcher:
 
     def __str__(self) -> str:
         return f'{self.label}{self.op}"{self.value}"'
+
+
+class MatcherIndex(Generic[T]):
+    """Items (alert rules, live feeds) of one metric, each filed under one of its equality
+    matchers, so a new series is tested only against the items that can match it: 1,000
+    rules or feeds on one metric would otherwise cost 1,000 tests per new series."""
+
+    def __init__(self) -> None:
+        self._eq: dict[tuple[str, str], list[T]] = {}
+        self._scan: list[T] = []  # items without a usable equality matcher
+
+    @staticmethod
+    def _filed(matchers: Sequence[Matcher]) -> tuple[str, str] | None:
+        for m in matchers:
+            if m.op == "=" and m.value:
+                return (m.label, m.value)
+        return None
+
+    def add(self, item: T, matchers: Sequence[Matcher]) -> None:
+        key = self._filed(matchers)
+        (self._scan if key is None else self._eq.setdefault(key, [])).append(item)
+
+    def remove(self, item: T, matchers: Sequence[Matcher]) -> None:
+        key = self._filed(matchers)
+        if key is None:
+            self._scan.remove(item)
+            return
+        items = self._eq[key]
+        items.remove(item)
+        if not items:
+            del self._eq[key]
+
+    def candidates(self, labels: Sequence[tuple[str, str]]) -> list[T]:
+        """The items that may match a series with ``labels`` (test each one's matchers)."""
+        out = list(self._scan)
+        for pair in labels:
+            out += self._eq.get(pair, ())
+        return out
+
+    def __bool__(self) -> bool:
+        return bool(self._scan or self._eq)
 
 
 _cache: dict[str, re.Pattern[str]] = {}
