@@ -68,8 +68,9 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         app = app if app is not None else create_app(c, close_on_shutdown=False)
-        cfg = uvicorn.Config(app, host="127.0.0.1",
-                             port=self.port, log_config=None, access_log=False)
+        cfg = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
+                             access_log=False,
+                             ws_per_message_deflate=c.settings.stream_compression)
         self._server = uvicorn.Server(cfg)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 

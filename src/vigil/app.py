@@ -122,9 +122,10 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
     bus = LocalBus()
     alerting, dispatcher, senders = _alerting(settings, store, engine, bus)
     store.listeners.append(alerting.offer)
-    hub = Hub(_dashboard(store, alerting))
+    hub = Hub(_dashboard(store, alerting), slow_after_s=settings.stream_slow_after)
     store.listeners.append(hub.offer)
     bus.subscribe(LIFECYCLE_TOPIC, hub.alert_event)
+    telemetry.watch_stream(lambda: vars(hub.stats))
     if settings.rules_file:
         try:
             rf = rules_file.load(settings.rules_file)

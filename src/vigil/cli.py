@@ -105,7 +105,7 @@ def _serve(settings: Settings, demo: bool) -> None:
     log.info("listening on http://%s:%d (API docs at /docs)", settings.host, settings.port)
     try:
         uvicorn.run(create_app(c), host=settings.host, port=settings.port, log_config=None,
-                    access_log=False)
+                    access_log=False, ws_per_message_deflate=settings.stream_compression)
     finally:
         stop.set()
         c.close()

@@ -48,6 +48,15 @@ def _choice(*options: str) -> Callable[[Any], str]:
     return parse
 
 
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    text = str(v).strip().lower()
+    if text not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        raise ValueError("must be true or false")
+    return text in ("true", "1", "yes", "on")
+
+
 def _secret(v: Any) -> str:
     # The message names the rule, never the value (it is a secret).
     if v and len(str(v)) < 32:
@@ -114,6 +123,14 @@ SETTINGS: tuple[Setting, ...] = (
             "they read changes (see docs/query.md); 0 = no query cache."),
     Setting("query_cache_max_bytes", 64 * 1024 * 1024, _size,
             "Approximate memory the kept query answers may take; 0 = no query cache."),
+    Setting("stream_client_buffer_bytes", 256 * 1024, _size,
+            "Unsent bytes a live-stream (WebSocket) client may have; beyond it its updates "
+            "are coalesced to the latest points (see docs/streaming.md)."),
+    Setting("stream_slow_after", 10.0, _duration_s,
+            "A live-stream client whose buffer stays full this long is disconnected."),
+    Setting("stream_compression", False, _bool,
+            "permessage-deflate for WebSocket clients that offer it: fewer bytes on slow "
+            "links, but zlib state per connection and a compression per client and message."),
     Setting("tasks_max_period_hours", 168, _int,
             "Longest bottleneck analysis period, in hours; longer gets 400."),
     Setting("tasks_max_results", 50, _int,
@@ -180,6 +197,9 @@ class Settings:
     tasks_bottlenecks_cache_ttl: float
     query_cache_max_entries: int
     query_cache_max_bytes: int
+    stream_client_buffer_bytes: int
+    stream_slow_after: float
+    stream_compression: bool
     tasks_max_period_hours: int
     tasks_max_results: int
     jwt_secret: str = field(repr=False)

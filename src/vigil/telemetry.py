@@ -8,7 +8,7 @@ prometheus_client.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -46,64 +46,72 @@ class Telemetry:
     def task_cache(self, report: str, hit: bool) -> None:
         (self.task_cache_hits if hit else self.task_cache_misses).labels(report).inc()
 
-    def watch_store(self, stats: Callable[[], dict[str, float]]) -> None:
-        self.registry.register(_StoreCollector(stats))
+    def watch_store(self, stats: Callable[[], Mapping[str, float]]) -> None:
+        self.registry.register(_StatsCollector("vigil_store", _STORE_COUNTERS, _STORE_GAUGES,
+                                               stats))
 
     def watch_query_cache(self, stats: Callable[[], Mapping[str, float]]) -> None:
-        self.registry.register(_QueryCacheCollector(stats))
+        self.registry.register(_StatsCollector(
+            "vigil_query_cache", _QUERY_CACHE_COUNTERS, _QUERY_CACHE_GAUGES, stats))
+
+    def watch_stream(self, stats: Callable[[], Mapping[str, float]]) -> None:
+        self.registry.register(_StatsCollector("vigil_stream", _STREAM_COUNTERS,
+                                               _STREAM_GAUGES, stats))
 
     def watch_alerting(self, stats: Callable[[], Mapping[str, float]],
                        delivery: Callable[[], Mapping[str, Any]]) -> None:
         self.registry.register(_AlertingCollector(stats, delivery))
 
 
-class _StoreCollector:
-    _COUNTERS: ClassVar[dict[str, str]] = {
-        "commits": "Group commits of the writer",
-        "committed_samples": "Samples made durable",
-        "commit_seconds": "Time spent committing",
-    }
-    _GAUGES: ClassVar[dict[str, str]] = {
-        "buffer_samples": "Samples queued for the next commit",
-        "last_commit_seconds": "Duration of the last commit",
-        "stale_buckets": "Rollup buckets waiting to be rebuilt",
-    }
+class _StatsCollector:
+    """Counters and gauges read from a component's ``stats()`` at scrape time."""
 
-    def __init__(self, stats: Callable[[], dict[str, float]]) -> None:
+    def __init__(self, prefix: str, counters: Mapping[str, str], gauges: Mapping[str, str],
+                 stats: Callable[[], Mapping[str, float]]) -> None:
+        self._prefix, self._counters, self._gauges = prefix, counters, gauges
         self._stats = stats
 
     def collect(self) -> Iterator[Metric]:
         st = self._stats()
-        for key, doc in self._COUNTERS.items():
-            yield CounterMetricFamily(f"vigil_store_{key}", doc, value=st.get(key, 0.0))
-        for key, doc in self._GAUGES.items():
-            yield GaugeMetricFamily(f"vigil_store_{key}", doc, value=st.get(key, 0.0))
+        for key, doc in self._counters.items():
+            yield CounterMetricFamily(f"{self._prefix}_{key}", doc, value=st.get(key, 0.0))
+        for key, doc in self._gauges.items():
+            yield GaugeMetricFamily(f"{self._prefix}_{key}", doc, value=st.get(key, 0.0))
 
 
-class _QueryCacheCollector:
-    """The query result cache (``vigil.query.cache.QueryCache.stats``)."""
-
-    _COUNTERS: ClassVar[dict[str, str]] = {
-        "hits": "Queries answered from the query cache",
-        "misses": "Queries computed with the query cache on (answer offered to it)",
-        "invalidated": "Cached answers dropped because data they read changed",
-        "evicted": "Cached answers dropped for room (least recently used)",
-        "refused": "Answers not cached: data they read changed while they were computed",
-    }
-    _GAUGES: ClassVar[dict[str, str]] = {
-        "entries": "Answers in the query cache",
-        "bytes": "Approximate memory of the answers in the query cache",
-    }
-
-    def __init__(self, stats: Callable[[], Mapping[str, float]]) -> None:
-        self._stats = stats
-
-    def collect(self) -> Iterator[Metric]:
-        st = self._stats()
-        for key, doc in self._COUNTERS.items():
-            yield CounterMetricFamily(f"vigil_query_cache_{key}", doc, value=st.get(key, 0.0))
-        for key, doc in self._GAUGES.items():
-            yield GaugeMetricFamily(f"vigil_query_cache_{key}", doc, value=st.get(key, 0.0))
+_STORE_COUNTERS = {
+    "commits": "Group commits of the writer",
+    "committed_samples": "Samples made durable",
+    "commit_seconds": "Time spent committing",
+}
+_STORE_GAUGES = {
+    "buffer_samples": "Samples queued for the next commit",
+    "last_commit_seconds": "Duration of the last commit",
+    "stale_buckets": "Rollup buckets waiting to be rebuilt",
+}
+_QUERY_CACHE_COUNTERS = {  # vigil.query.cache.QueryCache.stats
+    "hits": "Queries answered from the query cache",
+    "misses": "Queries computed with the query cache on (answer offered to it)",
+    "invalidated": "Cached answers dropped because data they read changed",
+    "evicted": "Cached answers dropped for room (least recently used)",
+    "refused": "Answers not cached: data they read changed while they were computed",
+}
+_QUERY_CACHE_GAUGES = {
+    "entries": "Answers in the query cache",
+    "bytes": "Approximate memory of the answers in the query cache",
+}
+_STREAM_COUNTERS = {  # vigil.streaming.hub.HubStats
+    "messages": "Messages sent to live-stream clients",
+    "bytes": "Bytes of messages sent to live-stream clients",
+    "refused": "Messages a full client's buffer refused",
+    "coalesced": "Updates sent as the latest points after a client fell behind",
+    "batches_dropped": "Committed batches skipped for streaming (hand-over full)",
+    "slow_disconnects": "Live-stream clients disconnected for being too slow",
+}
+_STREAM_GAUGES = {
+    "clients": "Connected live-stream clients",
+    "feeds": "Distinct live-stream feeds (tenant, selectors, update frequency)",
+}
 
 
 class _AlertingCollector:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.conftest import Server
+from tests.conftest import Server, make_settings
+from vigil.app import build
 
 
 def ws_url(server: Server) -> str:
@@ -123,3 +127,101 @@ def test_many_clients_share_a_selector(server: Server) -> None:
                 await ws.close()
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("compression", [False, True])
+def test_updates_reach_the_client_with_or_without_compression(tmp_path: Path,
+                                                              compression: bool) -> None:
+    """Without an extension frames go straight to the socket; with permessage-deflate
+    negotiated they go through ASGI (the client offers it; the setting decides)."""
+    c = build(make_settings(tmp_path, stream_compression=compression), start_maintenance=False)
+    try:
+        with Server(c) as server:
+            async def run() -> None:
+                async with connect(ws_url(server)) as ws:
+                    assert bool(ws.protocol.extensions) is compression
+                    await ask(ws, {"type": "subscribe", "data": {
+                        "metrics": [{"name": "load_avg"}], "updateFrequency": 0.1}})
+                    line = f"load,host=a avg=2.5 {int(time.time())}"
+                    await asyncio.to_thread(write, server, line)
+                    u = await recv(ws, "metrics_update")
+                    assert u["data"]["series"][0]["points"][0][1] == 2.5
+                    kinds = {type(cl.outbox).__name__ for cl in c.hub.clients}
+                    assert kinds == {"QueuedOutbox" if compression else "DirectOutbox"}
+
+            asyncio.run(run())
+    finally:
+        c.close()
+
+
+def _raw_ws(port: int, rcvbuf: int) -> socket.socket:
+    """A bare WebSocket connection with a tiny receive buffer, that reads only when told."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect(("127.0.0.1", port))
+    s.sendall(b"GET /api/v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+              b"Sec-WebSocket-Version: 13\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert b" 101 " in head
+    return s
+
+
+def _client_frame(payload: bytes) -> bytes:
+    assert len(payload) < 126
+    return bytes([0x81, 0x80 | len(payload)]) + b"\0\0\0\0" + payload  # zero mask
+
+
+def _close_reason(s: socket.socket, timeout_s: float) -> str:
+    """Read frames until the server's close frame; its code and reason."""
+    s.settimeout(timeout_s)
+    buf = b""
+    while True:
+        chunk = s.recv(1 << 20)
+        assert chunk, "connection ended without a close frame"
+        buf += chunk
+        while len(buf) >= 2:
+            n, at = buf[1] & 0x7F, 2
+            if n == 126:
+                n, at = struct.unpack_from("!H", buf, 2)[0], 4
+            elif n == 127:
+                n, at = struct.unpack_from("!Q", buf, 2)[0], 10
+            if len(buf) < at + n:
+                break
+            if buf[0] & 0x0F == 0x8:
+                code = struct.unpack_from("!H", buf, at)[0]
+                return f"{code} {buf[at + 2:at + n].decode()}"
+            buf = buf[at + n:]
+
+
+def test_a_client_that_stops_reading_is_disconnected_and_ingestion_goes_on(
+        tmp_path: Path) -> None:
+    c = build(make_settings(tmp_path, stream_client_buffer_bytes=1000, stream_slow_after="1s",
+                            retention_raw=0), start_maintenance=False)
+    try:
+        with Server(c) as server, httpx.Client(base_url=server.url) as h:
+            s = _raw_ws(server.port, rcvbuf=4096)
+            s.sendall(_client_frame(json.dumps({"type": "subscribe", "data": {
+                "metrics": [{"name": "big_v"}], "updateFrequency": 0.1}}).encode()))
+            body = "".join(f"big,i={i:05d} v={i}\n" for i in range(5000))  # ~350 kB an update
+            written = 0
+            deadline = time.monotonic() + 60
+            while c.hub.stats.slow_disconnects == 0:
+                assert time.monotonic() < deadline, vars(c.hub.stats)
+                r = h.post("/write", content=body)
+                assert r.status_code == 204, r.text  # the slow client never holds it up
+                written += 5000
+                time.sleep(0.05)
+            assert _close_reason(s, 10).startswith("1008 too slow")
+            s.close()
+            stats = vars(c.hub.stats)
+            assert stats["refused"] > 0 and stats["clients"] == 0
+            metrics = h.get("/metrics").text
+            assert "vigil_stream_slow_disconnects_total 1.0" in metrics
+            n = h.get("/api/v1/query", params={"name": "big_v", "fn": "count",
+                                               "group_by": "", "start": 0}).json()
+            assert sum(p[1] for p in n["series"][0]["points"]) == written
+    finally:
+        c.close()

@@ -23,6 +23,7 @@ from vigil.api import (
 )
 from vigil.api.auth import document, guard
 from vigil.api.dashboard import install as install_dashboard
+from vigil.api.ws_outbox import RawSend
 from vigil.app import Components
 
 
@@ -46,5 +47,6 @@ def create_app(c: Components, *, close_on_shutdown: bool = True) -> FastAPI:
     install_dashboard(app)
     app.add_middleware(audit.AuditMiddleware, components=c)
     edge.install(app, c.settings.cors_origins, c.settings.max_body_bytes)
+    app.add_middleware(RawSend)  # outermost: sees the server's own ASGI send
     document(app)
     return app

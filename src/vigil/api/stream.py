@@ -15,6 +15,7 @@ import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from vigil.api.auth import PUBLIC, authenticate_websocket
+from vigil.api.ws_outbox import outbox_for
 from vigil.app import Components
 from vigil.core.errors import Forbidden, InvalidInput, Problem, Unauthorized
 from vigil.core.matchers import Matcher
@@ -23,6 +24,7 @@ from vigil.streaming.hub import Client, Hub, Selector
 # The socket authenticates itself (header or first message); HTTP's guard stands aside.
 router = APIRouter(dependencies=[PUBLIC])
 _SCOPE = "metrics:read"
+_CLOSE_TIMEOUT_S = 5.0
 
 
 def _bad(field: str, reason: str) -> InvalidInput:
@@ -75,11 +77,10 @@ def _handle(hub: Hub, c: Client, msg: Any) -> dict[str, Any] | None:
         c.alerts = kind == "subscribe_alerts"
         return {"type": "subscribed_alerts" if c.alerts else "unsubscribed_alerts", "data": {}}
     if kind == "getDashboardStream":
-        c.dashboard_every_s = _every(data, 5.0)
-        c.dashboard_due = 0.0
+        hub.watch_dashboard(c, _every(data, 5.0))
         return None
     if kind == "stopDashboardStream":
-        c.dashboard_every_s = 0.0
+        hub.watch_dashboard(c, 0.0)
         return None
     if kind == "ping":
         return {"type": "pong", "data": data}
@@ -101,18 +102,19 @@ async def stream(ws: WebSocket) -> None:
     if ws.client_state.name == "CONNECTING":
         await ws.accept()
     hub = c.hub
-    client = hub.connect(principal.tenant)
-
-    async def sender() -> None:
-        while True:
-            msg = await client.queue.get()
-            await ws.send_text(orjson.dumps(msg).decode())
+    outbox = outbox_for(ws, c.settings.stream_client_buffer_bytes)
+    client = hub.connect(principal.tenant, outbox)
 
     async def closer() -> None:
         await client.closed.wait()
-        await ws.close(code=1008, reason=(client.closed_reason or "closed")[:120])
+        try:
+            await asyncio.wait_for(
+                ws.close(code=1008, reason=(client.closed_reason or "closed")[:120]),
+                _CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            outbox.abort()  # it does not read: not even the close frame gets through
 
-    tasks = [asyncio.create_task(sender()), asyncio.create_task(closer())]
+    tasks = [asyncio.create_task(outbox.run()), asyncio.create_task(closer())]
     try:
         while True:
             raw = await ws.receive_text()
