@@ -16,11 +16,13 @@ PY_SPY = os.path.join(REPO, ".venv", "bin", "py-spy")
 
 
 def metrics(port: int) -> dict[str, float]:
-    """``vigil_alerting_*`` and ``vigil_notifications_*`` samples of /metrics."""
+    """``vigil_alerting_*``, ``vigil_notifications_*`` and ``vigil_stream_*`` samples of
+    /metrics."""
     text = rb.http_req(port, "GET", "/metrics", timeout=30).decode()
     out: dict[str, float] = {}
     for ln in text.splitlines():
-        if ln.startswith(("vigil_alerting_", "vigil_notifications_")) and "_created" not in ln:
+        if ln.startswith(("vigil_alerting_", "vigil_notifications_", "vigil_stream_")) \
+                and "_created" not in ln:
             name, _, value = ln.rpartition(" ")
             out[name] = float(value)
     return out

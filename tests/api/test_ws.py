@@ -225,3 +225,21 @@ def test_a_client_that_stops_reading_is_disconnected_and_ingestion_goes_on(
             assert sum(p[1] for p in n["series"][0]["points"]) == written
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+def test_text_frames_parse_as_the_websocket_library_reads_them(size: int) -> None:
+    from websockets.frames import Frame, Opcode
+    from websockets.streams import StreamReader
+
+    from vigil.api.ws_outbox import text_frame
+
+    payload = b"x" * size
+    reader = StreamReader()
+    reader.feed_data(text_frame(payload))
+    parse = Frame.parse(reader.read_exact, mask=False)
+    try:
+        next(parse)
+    except StopIteration as done:
+        frame = done.value
+    assert (frame.opcode, frame.fin, frame.data) == (Opcode.TEXT, True, payload)

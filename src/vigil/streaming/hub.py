@@ -25,7 +25,7 @@ import asyncio
 import itertools
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,11 +34,19 @@ import orjson
 
 from vigil.core.matchers import Matcher, MatcherIndex
 from vigil.core.series_codes import SeriesCodes
-from vigil.core.types import Int32Array, SampleBatch, SeriesKey
+from vigil.core.types import (
+    Float64Array,
+    Int32Array,
+    Int64Array,
+    SampleBatch,
+    SeriesKey,
+    SeriesMeta,
+)
 
 Selector = tuple[str, tuple[Matcher, ...]]  # metric name, label matchers
 Point = list[int | float]  # [epoch_ms, value]
 MAX_BUFFERED_POINTS = 1000  # per series and feed between updates, before coalescing
+MAX_FEED_ROWS = 100_000  # rows a feed holds as columns before making them points
 SLOW_AFTER_S = 10.0  # a client whose outbox stays full this long is disconnected
 TICK_S = 0.05  # how often due updates are looked for
 
@@ -63,9 +71,40 @@ class Feed:
     selectors: tuple[Selector, ...]
     every_s: float
     due: float  # monotonic time of the next update
+    slot: int  # index in the hub's feed table
     subs: set[Subscription] = field(default_factory=set)
-    points: dict[SeriesKey, list[Point]] = field(default_factory=dict)  # since the last update
+    # Since the last update: committed rows as they came (columns, one chunk a batch),
+    # turned into points per series only when an update is built.
+    chunks: list[_Chunk] = field(default_factory=list)
+    rows: int = 0
+    points: dict[SeriesKey, list[Point]] = field(default_factory=dict)
     latest: dict[SeriesKey, Point] = field(default_factory=dict)  # for coalesced updates
+
+    def add(self, chunk: _Chunk) -> None:
+        self.chunks.append(chunk)
+        self.rows += len(chunk.ts)
+        if self.rows > MAX_FEED_ROWS:
+            self.take_points()
+
+    def take_points(self) -> dict[SeriesKey, list[Point]]:
+        """The points since the last update, per series (at most MAX_BUFFERED_POINTS
+        each, then only the latest); they are left in ``points`` until the next update."""
+        points = self.points
+        for c in self.chunks:
+            series = c.series
+            for j, t, v in zip(c.j.tolist(), c.ts.tolist(), c.value.tolist(), strict=True):
+                key = series[j].key
+                buf = points.get(key)
+                if buf is None:
+                    points[key] = [[t, v]]
+                else:
+                    buf.append([t, v])
+                    if len(buf) > MAX_BUFFERED_POINTS:
+                        del buf[:-1]  # coalesce: the latest point only
+        self.chunks, self.rows = [], 0
+        for key, buf in points.items():
+            self.latest[key] = buf[-1]
+        return points
 
     def wants(self, tenant: str, key: SeriesKey) -> bool:
         if tenant != self.tenant:
@@ -73,6 +112,14 @@ class Feed:
         labels = key.label_dict()
         return any(name == key.name and all(m.matches(labels.get(m.label)) for m in ms)
                    for name, ms in self.selectors)
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    series: Sequence[SeriesMeta]  # the batch's series; ``j`` indexes them
+    j: Int32Array
+    ts: Int64Array
+    value: Float64Array
 
 
 @dataclass(eq=False)
@@ -134,11 +181,14 @@ class Hub:
         self._full: set[Client] = set()  # clients whose outbox refused a message
         self._dashboards: set[Client] = set()
         self._feeds: dict[tuple[str, tuple[Selector, ...], float], Feed] = {}
+        self._slots: list[Feed | None] = []  # feed table: slot -> feed
         self._index: dict[tuple[str, str], MatcherIndex[Feed]] = {}  # (tenant, metric)
-        # Which feeds want a series: a code per store id, naming a tuple of feeds.
+        # Which feeds want a series: a code per store id, naming a set of feed slots,
+        # kept flat with offsets (CSR) so a batch maps to (row, feed) pairs with numpy.
         self._codes = SeriesCodes()
-        self._feed_sets: list[tuple[Feed, ...]] = [()]
-        self._set_code: dict[tuple[Feed, ...], int] = {(): 0}
+        self._feed_sets: list[tuple[int, ...]] = [()]
+        self._set_code: dict[tuple[int, ...], int] = {(): 0}
+        self._csr: tuple[Int64Array, Int64Array, Int64Array] | None = None  # flat, off, len
         self._ids = itertools.count(1)
         self.stats = HubStats()
 
@@ -171,8 +221,12 @@ class Hub:
         feed = self._feeds.get(key)
         if feed is None:
             now = self._clock()
+            slot = next((i for i, f in enumerate(self._slots) if f is None), len(self._slots))
             feed = self._feeds[key] = Feed(c.tenant, key[1], every_s,
-                                           (math.floor(now / every_s) + 1) * every_s)
+                                           (math.floor(now / every_s) + 1) * every_s, slot)
+            if slot == len(self._slots):
+                self._slots.append(feed)
+            self._slots[slot] = feed
             for name, ms in feed.selectors:
                 self._index.setdefault((c.tenant, name), MatcherIndex()).add(feed, ms)
             self._feeds_changed()
@@ -189,6 +243,7 @@ class Hub:
         feed.subs.discard(sub)
         if not feed.subs:
             del self._feeds[(feed.tenant, feed.selectors, feed.every_s)]
+            self._slots[feed.slot] = None
             for name, ms in feed.selectors:
                 index = self._index[(feed.tenant, name)]
                 index.remove(feed, ms)
@@ -243,44 +298,53 @@ class Hub:
 
     def _feeds_changed(self) -> None:
         self._codes.clear()
-        self._feed_sets, self._set_code = [()], {(): 0}
+        self._feed_sets, self._set_code, self._csr = [()], {(): 0}, None
         self.stats.feeds = len(self._feeds)
 
     def _code(self, tenant: str, key: SeriesKey) -> int:
-        """The code of the tuple of feeds that want a series not looked up before."""
+        """The code of the set of feeds that want a series not looked up before."""
         index = self._index.get((tenant, key.name))
-        feeds = () if index is None else tuple(
-            f for f in dict.fromkeys(index.candidates(key.labels)) if f.wants(tenant, key))
-        code = self._set_code.get(feeds)
+        slots = () if index is None else tuple(sorted(
+            {f.slot for f in index.candidates(key.labels) if f.wants(tenant, key)}))
+        code = self._set_code.get(slots)
         if code is None:
-            code = self._set_code[feeds] = len(self._feed_sets)
-            self._feed_sets.append(feeds)
+            code = self._set_code[slots] = len(self._feed_sets)
+            self._feed_sets.append(slots)
+            self._csr = None
         return code
 
+    def _table(self) -> tuple[Int64Array, Int64Array, Int64Array]:
+        if self._csr is None:
+            lens = np.fromiter((len(s) for s in self._feed_sets), np.int64,
+                               len(self._feed_sets))
+            flat = np.fromiter((f for s in self._feed_sets for f in s), np.int64, int(lens.sum()))
+            self._csr = (flat, np.cumsum(lens) - lens, lens)
+        return self._csr
+
     def _ingest(self, tenant: str, batch: SampleBatch, series_ids: Int32Array) -> None:
+        """Hand each feed the batch's rows of the series it wants, as columns: numpy per
+        batch, Python per feed (not per series or point)."""
         self._in_flight -= 1
         codes = self._codes.codes(batch, series_ids, lambda key: self._code(tenant, key))
-        wanted = np.flatnonzero(codes)
-        if not len(wanted):
+        if not codes.any():
             return
-        # The batch's rows of wanted series, grouped by series (time order kept).
-        rows = np.flatnonzero(codes[batch.series_idx] > 0)
-        rows = rows[np.argsort(batch.series_idx[rows], kind="stable")]
-        idx = batch.series_idx[rows]
-        bounds = [*np.searchsorted(idx, wanted, side="left").tolist(), len(rows)]
-        ts, val = batch.ts_ms[rows].tolist(), batch.value[rows].tolist()
-        for n, j in enumerate(wanted.tolist()):
-            a, b = bounds[n], bounds[n + 1]
-            if a == b:
-                continue
-            pts: list[Point] = [[t, v] for t, v in zip(ts[a:b], val[a:b], strict=True)]
-            key = batch.series[j].key
-            for feed in self._feed_sets[codes[j]]:
-                buf = feed.points.setdefault(key, [])
-                buf.extend(pts)
-                if len(buf) > MAX_BUFFERED_POINTS:
-                    del buf[:-1]  # coalesce: the latest point only
-                feed.latest[key] = pts[-1]
+        flat, off, lens = self._table()
+        code = codes[batch.series_idx]
+        n = lens[code]  # feeds per row
+        rows = np.flatnonzero(n)
+        n = n[rows]
+        # Each row once per feed that wants it (CSR expansion), grouped by feed.
+        row = np.repeat(rows, n)
+        within = np.arange(len(row)) - np.repeat(np.cumsum(n) - n, n)
+        slot = flat[np.repeat(off[code[rows]], n) + within]
+        order = np.argsort(slot, kind="stable")  # rows stay in time order within a feed
+        slot, row = slot[order], row[order]
+        cuts = np.flatnonzero(slot[1:] != slot[:-1]) + 1
+        j, ts, val = batch.series_idx[row], batch.ts_ms[row], batch.value[row]
+        for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), len(row)], strict=True):
+            feed = self._slots[int(slot[a])]
+            if feed is not None:
+                feed.add(_Chunk(batch.series, j[a:b], ts[a:b], val[a:b]))
 
     # ------------------------------------------------------------------ flushing
     async def _flusher(self, tick_s: float) -> None:
@@ -311,7 +375,8 @@ class Hub:
                 self._put(c, boards[c.tenant])
 
     def _update(self, feed: Feed) -> None:
-        body = orjson.dumps(_series(feed.points)) if feed.points else None
+        points = feed.take_points()
+        body = orjson.dumps(_series(points)) if points else None
         latest: bytes | None = None
         feed.points = {}
         for sub in list(feed.subs):
