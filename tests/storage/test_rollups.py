@@ -147,6 +147,22 @@ def test_quiet_period_defers_buckets_still_being_written(store: DuckDBStore) -> 
     assert store.rollup_status()["tiers"]["1d"]["stale_buckets"] == 0  # type: ignore[index]
 
 
+def test_a_refresh_rebuilds_in_chunks_that_bound_its_memory(store: DuckDBStore) -> None:
+    """A day written at once is rolled up an hour of 5m buckets, three hours of 1h buckets
+    and one day at a time (each chunk one transaction, reported as one rewrite)."""
+    batch = random_batch(np.random.default_rng(3), 3000, 86_400_000)
+    store.submit("t", batch).result()
+    rewrites: list[tuple[int, int]] = []
+    store.rewrite_listeners.append(lambda lo, hi: rewrites.append((lo, hi)))
+    store.refresh_rollups(FAR)
+    spans = sorted({hi - lo for lo, hi in rewrites})
+    assert max(spans) <= 86_400_000
+    assert sum(hi - lo for lo, hi in rewrites) == 3 * 86_400_000  # each tier covers the day
+    assert len(rewrites) == 24 + 8 + 1
+    check(store, [batch], "5m", TIER_MS["5m"])
+    check(store, [batch], "1h", TIER_MS["1h"])
+
+
 @given(st.lists(st.integers(0, 2**45), min_size=0, max_size=300),
        st.sampled_from([300_000, 3_600_000, 86_400_000]))
 def test_distinct_buckets_equals_unique(ts: list[int], width: int) -> None:

@@ -58,8 +58,11 @@ class _Sel:
 # cheap id-range prefilter) instead of an IN list, which DuckDB evaluates per row.
 _IN_LIST_MAX = 16
 # Buckets rebuilt per transaction: bounds memory and how long one rebuild holds the
-# maintenance cursor (3 h of 5m buckets, a day of hours, a week of days).
-_REBUILD_CHUNK: dict[Tier, int] = {"5m": 36, "1h": 24, "1d": 7}
+# maintenance cursor (1 h of 5m buckets, 3 h of hours, one day). DuckDB's hash tables for
+# the sketch merge grow with the rows of a chunk: on the TSBS day (1,000 series) a whole
+# day of 1h buckets at once took ≈ 240 MB, 3 hours ≈ 60 MB, and smaller chunks were no
+# slower (docs/benchmarks.md, peak RSS).
+_REBUILD_CHUNK: dict[Tier, int] = {"5m": 12, "1h": 3, "1d": 1}
 
 
 class DuckDBStore:
