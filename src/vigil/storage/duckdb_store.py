@@ -288,13 +288,20 @@ class DuckDBStore:
         ids, groups = sel.series_ids, sel.groups
         one_group = bool((groups == groups[0]).all())
         per_series = not one_group and len(np.unique(groups)) == len(ids)
-        registered = not (one_group or per_series) or len(ids) > _IN_LIST_MAX
+        distinct = np.unique(ids)
+        lo, hi = int(distinct[0]), int(distinct[-1])
+        # Every id from lo to hi selected (the series of one metric that appeared together
+        # get adjacent ids): a range, which DuckDB evaluates in the scan itself.
+        id_range = hi - lo + 1 == len(distinct)
+        registered = not (one_group or per_series) or (
+            len(distinct) > _IN_LIST_MAX and not id_range)
         if registered:
             cur.register("_sel", pa.table({"series_id": ids, "grp": groups}))
         try:
-            where = (f"series_id IN ({','.join(map(str, np.unique(ids).tolist()))})"
-                     if len(ids) <= _IN_LIST_MAX else
-                     f"series_id BETWEEN {int(ids.min())} AND {int(ids.max())} "
+            where = (f"series_id BETWEEN {lo} AND {hi}" if id_range else
+                     f"series_id IN ({','.join(map(str, distinct.tolist()))})"
+                     if len(distinct) <= _IN_LIST_MAX else
+                     f"series_id BETWEEN {lo} AND {hi} "
                      "AND series_id IN (SELECT series_id FROM _sel)")
             if one_group:
                 yield _Sel(where, str(int(groups[0])), "", None)
@@ -327,14 +334,21 @@ class DuckDBStore:
 
     def _fetch(self, cur: duckdb.DuckDBPyConnection, sel: _Sel, sql: str
                ) -> dict[str, np.ndarray]:
-        """Run ``sql`` (first two columns: group, t) and return its columns sorted by
-        group then time, with groups mapped back when rows were grouped per series."""
-        tbl = cur.sql(sql).to_arrow_table()
-        cols = {name: tbl.column(name).to_numpy() for name in tbl.column_names}
+        """Run ``sql`` (first two columns: group, t; no ORDER BY needed) and return its
+        columns sorted by group then time, with groups mapped back when rows were grouped
+        per series."""
+        # execute + fetchnumpy: ≈ 1 ms less per statement than a relation's Arrow table
+        # converted to numpy (one bind, no Arrow step). Aggregates over non-empty groups
+        # of NOT NULL columns give no NULLs, so no masked arrays come back. Sorting the
+        # (small) result here is cheaper than an ORDER BY, which costs DuckDB a pipeline
+        # breaker: ≈ 1 ms on Q1's 144 rows.
+        cols = cur.execute(sql).fetchnumpy()
+        names = list(cols)
         if sel.lut is not None:
-            names = list(cols)
             cols[names[0]] = sel.lut[cols[names[0]]]
-            order = np.lexsort((cols[names[1]], cols[names[0]]))
+        g, t = cols[names[0]], cols[names[1]]
+        if len(g) > 1 and not _sorted(g, t):
+            order = np.lexsort((t, g))
             cols = {k: v[order] for k, v in cols.items()}
         return cols
 
@@ -354,8 +368,7 @@ class DuckDBStore:
                 # no grouping needed.
                 c = self._fetch(cur, s, f"""
                     SELECT {s.grp} AS grp, bucket AS t, {cols} FROM rollup_{tier}
-                    WHERE {s.where} AND bucket >= {start_ms} AND bucket < {end_ms}
-                    ORDER BY series_id, bucket""")
+                    WHERE {s.where} AND bucket >= {start_ms} AND bucket < {end_ms}""")
                 return _buckets(c)
             src = self._sources(
                 tier, start_ms, end_ms, s.where, cols,
@@ -367,7 +380,7 @@ class DuckDBStore:
                        sum(cnt)::BIGINT AS cnt, sum(total) AS total, min(min) AS min,
                        max(max) AS max, max(last_ts) AS last_ts, arg_max(last, last_ts) AS last
                 FROM ({src}) s {s.join}
-                GROUP BY 1, 2 ORDER BY 1, 2""")
+                GROUP BY 1, 2""")
         return _buckets(c)
 
     def quantiles(
@@ -385,7 +398,7 @@ class DuckDBStore:
                            quantile_cont(value, {q!r}) AS v
                     FROM samples {s.join}
                     WHERE {s.where} AND ts >= {start_ms} AND ts < {end_ms}
-                    GROUP BY 1, 2 ORDER BY 1, 2"""
+                    GROUP BY 1, 2"""
             else:
                 src = self._sources(
                     tier, start_ms, end_ms, s.where,
@@ -399,7 +412,7 @@ class DuckDBStore:
                     w AS (SELECT k, t, sk, sum(c) OVER (PARTITION BY k, t ORDER BY sk) AS cum,
                                  sum(c) OVER (PARTITION BY k, t) AS n FROM m)
                     SELECT k, t, min(sk) AS v FROM w WHERE cum > floor({q!r} * (n - 1))
-                    GROUP BY 1, 2 ORDER BY 1, 2"""
+                    GROUP BY 1, 2"""
             c = self._fetch(cur, s, sql)
         v = c["v"] if tier == "raw" else representative(c["v"].astype(np.int64))
         return Points(c["k"].astype(np.int32), c["t"].astype(np.int64), v.astype(np.float64))
@@ -563,6 +576,12 @@ class DuckDBStore:
                     cur.close()
             self._maint.close()
             self._db.close()
+
+
+def _sorted(g: np.ndarray, t: np.ndarray) -> bool:
+    """Whether rows are in (g, t) order already."""
+    dg = np.diff(g)
+    return bool((dg >= 0).all() and ((dg > 0) | (np.diff(t) >= 0)).all())
 
 
 def _buckets(c: dict[str, np.ndarray]) -> Buckets:
