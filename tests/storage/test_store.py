@@ -211,3 +211,28 @@ def test_rewrite_listeners_hear_of_rebuilds_recomputes_and_deletes(store: DuckDB
     assert heard == [(-(2**63), start + day)]
     store.apply_retention(start + 3 * day, {"raw": 2 * day, "5m": 0, "1h": 0, "1d": 0})
     assert len(heard) == 1  # nothing more deleted, nothing heard
+
+
+@pytest.mark.parametrize(("start", "end", "step"), [
+    (T, T + 3_600_000, 3_600_000),  # one step bucket
+    (T + 60_000, T + 1_000_000, 3_600_000),  # inside one step bucket
+    (T, T + 3_600_000, 600_000),  # six step buckets
+    (T + 7_200_000, T + 10_800_000, 3_600_000),  # no samples: no points
+])
+def test_raw_quantiles_of_one_group_equal_numpy(
+        store: DuckDBStore, start: int, end: int, step: int) -> None:
+    rng = np.random.default_rng(4)
+    ts = T + rng.integers(0, 3_600_000, 2000)
+    vals = np.round(rng.normal(50, 20, 2000), 2)
+    rows = [("m", {"i": str(k % 7)}, int(t), float(v)) for k, (t, v) in enumerate(zip(ts, vals))]
+    store.submit("t", batch_of(rows)).result()
+    ids = np.array([i.id for i in store.find_series("t", "m")], np.int32)
+    p = store.quantiles("t", "raw", Selection(ids, np.zeros(len(ids), np.int32)), start, end,
+                        step, 0.95)
+    first = start // step * step
+    want = {b: np.quantile(vals[(ts >= start) & (ts < end) & (ts // step * step == b)], 0.95)
+            for b in range(first, end, step)
+            if ((ts >= start) & (ts < end) & (ts // step * step == b)).any()}
+    assert p.key.tolist() == [0] * len(want)
+    assert p.t_ms.tolist() == sorted(want)
+    assert p.value.tolist() == pytest.approx([want[b] for b in sorted(want)])

@@ -54,6 +54,7 @@ class _Sel:
     grp: str  # SQL expression giving a row's group
     join: str  # join clause that ``grp`` needs, or ""
     lut: np.ndarray | None  # series id -> group, when grp is series_id
+    one_group: bool = False  # grp is a constant: every series in one group
 # Above this many series a selection is a semi-join on a registered table (behind a
 # cheap id-range prefilter) instead of an IN list, which DuckDB evaluates per row.
 _IN_LIST_MAX = 16
@@ -304,7 +305,7 @@ class DuckDBStore:
                      f"series_id BETWEEN {lo} AND {hi} "
                      "AND series_id IN (SELECT series_id FROM _sel)")
             if one_group:
-                yield _Sel(where, str(int(groups[0])), "", None)
+                yield _Sel(where, str(int(groups[0])), "", None, one_group=True)
             elif per_series:
                 lut = np.zeros(int(ids.max()) + 1, np.int32)
                 lut[ids] = groups
@@ -392,7 +393,16 @@ class DuckDBStore:
             return _empty_points()
         cur = self._cursor()
         with self._selected(cur, sel) as s:
-            if tier == "raw":
+            t0 = start_ms // step_ms * step_ms
+            if tier == "raw" and s.one_group and (end_ms - 1) // step_ms * step_ms == t0:
+                # One group, one step bucket (a dashboard's "p95 of the last hour"): one
+                # aggregate, no GROUP BY, ≈ 1 ms less; HAVING keeps "no samples, no row".
+                sql = f"""
+                    SELECT {s.grp} AS k, {t0} AS t, quantile_cont(value, {q!r}) AS v
+                    FROM samples
+                    WHERE {s.where} AND ts >= {start_ms} AND ts < {end_ms}
+                    HAVING count(*) > 0"""
+            elif tier == "raw":
                 sql = f"""
                     SELECT {s.grp} AS k, ts // {step_ms} * {step_ms} AS t,
                            quantile_cont(value, {q!r}) AS v
