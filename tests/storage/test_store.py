@@ -38,7 +38,7 @@ def test_new_series_of_a_batch_get_ids_in_name_and_label_order(store: DuckDBStor
     """The series of one metric that first appear together get adjacent ids, whatever
     order the batch lists them in."""
     rows = [(name, {"host": h}, T, 1.0) for h in "cab" for name in ("mem", "cpu")]
-    store.submit("t", batch_of(rows + [("cpu", {"host": "b"}, T + 1, 2.0)])).result()
+    store.submit("t", batch_of([*rows, ("cpu", {"host": "b"}, T + 1, 2.0)])).result()
     ids = {(i.key.name, i.key.label_dict()["host"]): i.id
            for i in store.find_series("t", None)}
     first = min(ids.values())
@@ -224,7 +224,7 @@ def test_raw_quantiles_of_one_group_equal_numpy(
     rng = np.random.default_rng(4)
     ts = T + rng.integers(0, 3_600_000, 2000)
     vals = np.round(rng.normal(50, 20, 2000), 2)
-    rows = [("m", {"i": str(k % 7)}, int(t), float(v)) for k, (t, v) in enumerate(zip(ts, vals))]
+    rows = [("m", {"i": str(k % 7)}, int(t), float(v)) for k, (t, v) in enumerate(zip(ts, vals, strict=True))]
     store.submit("t", batch_of(rows)).result()
     ids = np.array([i.id for i in store.find_series("t", "m")], np.int32)
     p = store.quantiles("t", "raw", Selection(ids, np.zeros(len(ids), np.int32)), start, end,
