@@ -224,7 +224,8 @@ def test_raw_quantiles_of_one_group_equal_numpy(
     rng = np.random.default_rng(4)
     ts = T + rng.integers(0, 3_600_000, 2000)
     vals = np.round(rng.normal(50, 20, 2000), 2)
-    rows = [("m", {"i": str(k % 7)}, int(t), float(v)) for k, (t, v) in enumerate(zip(ts, vals, strict=True))]
+    rows = [("m", {"i": str(k % 7)}, int(t), float(v))
+            for k, (t, v) in enumerate(zip(ts, vals, strict=True))]
     store.submit("t", batch_of(rows)).result()
     ids = np.array([i.id for i in store.find_series("t", "m")], np.int32)
     p = store.quantiles("t", "raw", Selection(ids, np.zeros(len(ids), np.int32)), start, end,
