@@ -157,10 +157,32 @@ def test_a_refresh_rebuilds_in_chunks_that_bound_its_memory(store: DuckDBStore) 
     store.refresh_rollups(FAR)
     spans = sorted({hi - lo for lo, hi in rewrites})
     assert max(spans) <= 86_400_000
-    assert sum(hi - lo for lo, hi in rewrites) == 3 * 86_400_000  # each tier covers the day
-    assert len(rewrites) == 24 + 8 + 1
+    # each tier covers the day, then the day's 5m rows are put in series order
+    assert sum(hi - lo for lo, hi in rewrites) == 4 * 86_400_000
+    assert len(rewrites) == 24 + 8 + 1 + 1
     check(store, [batch], "5m", TIER_MS["5m"])
     check(store, [batch], "1h", TIER_MS["1h"])
+
+
+def test_a_closed_day_of_5m_rows_is_stored_in_series_order(store: DuckDBStore) -> None:
+    """Once its 1d bucket is rolled up, a day's 5m rows are rewritten clustered by series
+    (so zone maps skip the other series), with the same values; the day still open is
+    left in time order."""
+    batches = [random_batch(np.random.default_rng(5 + k), 4000, 86_400_000) for k in range(2)]
+    series = [SeriesMeta(SeriesKey.of("n", {"i": str(i)})) for i in range(100)]
+    others = [SampleBatch(series, np.arange(100, dtype=np.int32),  # more than one chunk
+                          np.full(100, T0 + day_ms, np.int64), np.ones(100))
+              for day_ms in (3_600_000, 86_400_000 + 5)]
+    for b in batches + others:
+        store.submit("t", b).result()
+    store.refresh_rollups(T0 + 86_400_000)  # the first day is closed, the second is not
+    store.refresh_rollups(T0 + 86_400_000)
+    rows = store._cursor().execute(
+        f"SELECT series_id, bucket FROM rollup_5m WHERE bucket < {T0 + 86_400_000} "
+        "ORDER BY rowid").fetchall()
+    assert len({r[0] for r in rows}) > 1 and rows == sorted(rows)
+    check(store, batches[:2], "5m", TIER_MS["5m"])
+    check(store, batches[:2], "1h", TIER_MS["1h"])
 
 
 @given(st.lists(st.integers(0, 2**45), min_size=0, max_size=300),
