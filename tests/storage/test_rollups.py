@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vigil.core.types import SampleBatch, SeriesKey, SeriesMeta
+from vigil.storage import duckdb_store
 from vigil.storage.duckdb_store import DuckDBStore
 from vigil.storage.rollups import distinct_buckets
 from vigil.storage.store import TIER_MS, Selection
@@ -183,6 +184,18 @@ def test_a_closed_day_of_5m_rows_is_stored_in_series_order(store: DuckDBStore) -
     assert len({r[0] for r in rows}) > 1 and rows == sorted(rows)
     check(store, batches[:2], "5m", TIER_MS["5m"])
     check(store, batches[:2], "1h", TIER_MS["1h"])
+
+
+def test_a_day_with_too_many_5m_rows_is_left_in_time_order(
+        store: DuckDBStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(duckdb_store, "_CLUSTER_MAX_ROWS", 100)
+    batch = random_batch(np.random.default_rng(6), 3000, 86_400_000)
+    store.submit("t", batch).result()
+    store.refresh_rollups(FAR)
+    rows = store._cursor().execute("SELECT series_id, bucket FROM rollup_5m "
+                                   "ORDER BY rowid").fetchall()
+    assert len(rows) > 100 and rows != sorted(rows)
+    check(store, [batch], "5m", TIER_MS["5m"])
 
 
 @given(st.lists(st.integers(0, 2**45), min_size=0, max_size=300),

@@ -67,6 +67,11 @@ _REBUILD_CHUNK: dict[Tier, int] = {"5m": 12, "1h": 3, "1d": 1}
 # Series whose 5m rows of a closed day are rewritten in series order per transaction
 # (see ``_cluster_5m``): ≈ 5 MB of rows held at once with 288 rows per series.
 _CLUSTER_SERIES = 64
+# Each of those transactions scans the day's 5m rows (in time order, nothing to prune),
+# so the work grows with the square of the series: above this many rows a day (≈ 5,000
+# series) its 5m rows stay in time order. A chunk format for closed data, written per
+# series from the start, would lift the bound (docs/benchmarks.md, "What is left").
+_CLUSTER_MAX_ROWS = 1_500_000
 
 
 class DuckDBStore:
@@ -510,6 +515,9 @@ class DuckDBStore:
         after the move, never half; only a few MB of rows are held at once."""
         con = self._maint
         day = f"bucket >= {start_ms} AND bucket < {end_ms}"
+        [(rows,)] = con.execute(f"SELECT count(*) FROM rollup_5m WHERE {day}").fetchall()
+        if rows > _CLUSTER_MAX_ROWS:
+            return  # left in time order (see _CLUSTER_MAX_ROWS)
         ids = con.execute(
             f"SELECT DISTINCT series_id FROM rollup_5m WHERE {day} ORDER BY 1"
         ).fetchnumpy()["series_id"]
