@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import json
 import logging
 import sys
@@ -80,7 +81,33 @@ def _open_components(settings: Settings) -> Components:
         raise
 
 
+class _NoPandas(importlib.abc.MetaPathFinder):
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError("pandas is not needed by pyarrow's conversions here")
+
+
+def _pyarrow_without_pandas() -> None:
+    """Let pyarrow settle, once per process, that pandas is absent for the checks it makes
+    on every conversion (``pa.array``, ``to_numpy``, ...): otherwise the first one imports
+    pandas, ≈ 44 MB resident for the server's life, though no Vigil path hands pyarrow a
+    pandas object. pyarrow records a failed optional import and does not retry it; an
+    explicit pandas call (``to_pandas``, ``from_pandas``) still imports pandas then, and
+    the analytics that need pandas (statsmodels) import it on first use as before."""
+    if "pandas" in sys.modules:
+        return
+    import pyarrow as pa
+
+    blocker = _NoPandas()
+    sys.meta_path.insert(0, blocker)
+    try:
+        pa.array([0])
+    finally:
+        sys.meta_path.remove(blocker)
+
+
 def _serve(settings: Settings, demo: bool) -> None:
+    _pyarrow_without_pandas()  # before any module makes its first Arrow array
     import uvicorn
 
     from vigil.api.server import create_app

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vigil.core.types import SampleBatch, SeriesKey, SeriesMeta
+from vigil.storage import duckdb_store
 from vigil.storage.duckdb_store import DuckDBStore
 from vigil.storage.rollups import distinct_buckets
 from vigil.storage.store import TIER_MS, Selection
@@ -145,6 +146,56 @@ def test_quiet_period_defers_buckets_still_being_written(store: DuckDBStore) -> 
     assert store.rollup_status()["tiers"]["5m"]["stale_buckets"] > 0  # type: ignore[index]
     assert store.refresh_rollups(FAR, quiet_s=0) > 0
     assert store.rollup_status()["tiers"]["1d"]["stale_buckets"] == 0  # type: ignore[index]
+
+
+def test_a_refresh_rebuilds_in_chunks_that_bound_its_memory(store: DuckDBStore) -> None:
+    """A day written at once is rolled up an hour of 5m buckets, three hours of 1h buckets
+    and one day at a time (each chunk one transaction, reported as one rewrite)."""
+    batch = random_batch(np.random.default_rng(3), 3000, 86_400_000)
+    store.submit("t", batch).result()
+    rewrites: list[tuple[int, int]] = []
+    store.rewrite_listeners.append(lambda lo, hi: rewrites.append((lo, hi)))
+    store.refresh_rollups(FAR)
+    spans = sorted({hi - lo for lo, hi in rewrites})
+    assert max(spans) <= 86_400_000
+    # each tier covers the day, then the day's 5m rows are put in series order
+    assert sum(hi - lo for lo, hi in rewrites) == 4 * 86_400_000
+    assert len(rewrites) == 24 + 8 + 1 + 1
+    check(store, [batch], "5m", TIER_MS["5m"])
+    check(store, [batch], "1h", TIER_MS["1h"])
+
+
+def test_a_closed_day_of_5m_rows_is_stored_in_series_order(store: DuckDBStore) -> None:
+    """Once its 1d bucket is rolled up, a day's 5m rows are rewritten clustered by series
+    (so zone maps skip the other series), with the same values; the day still open is
+    left in time order."""
+    batches = [random_batch(np.random.default_rng(5 + k), 4000, 86_400_000) for k in range(2)]
+    series = [SeriesMeta(SeriesKey.of("n", {"i": str(i)})) for i in range(100)]
+    others = [SampleBatch(series, np.arange(100, dtype=np.int32),  # more than one chunk
+                          np.full(100, T0 + day_ms, np.int64), np.ones(100))
+              for day_ms in (3_600_000, 86_400_000 + 5)]
+    for b in batches + others:
+        store.submit("t", b).result()
+    store.refresh_rollups(T0 + 86_400_000)  # the first day is closed, the second is not
+    store.refresh_rollups(T0 + 86_400_000)
+    rows = store._cursor().execute(
+        f"SELECT series_id, bucket FROM rollup_5m WHERE bucket < {T0 + 86_400_000} "
+        "ORDER BY rowid").fetchall()
+    assert len({r[0] for r in rows}) > 1 and rows == sorted(rows)
+    check(store, batches[:2], "5m", TIER_MS["5m"])
+    check(store, batches[:2], "1h", TIER_MS["1h"])
+
+
+def test_a_day_with_too_many_5m_rows_is_left_in_time_order(
+        store: DuckDBStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(duckdb_store, "_CLUSTER_MAX_ROWS", 100)
+    batch = random_batch(np.random.default_rng(6), 3000, 86_400_000)
+    store.submit("t", batch).result()
+    store.refresh_rollups(FAR)
+    rows = store._cursor().execute("SELECT series_id, bucket FROM rollup_5m "
+                                   "ORDER BY rowid").fetchall()
+    assert len(rows) > 100 and rows != sorted(rows)
+    check(store, [batch], "5m", TIER_MS["5m"])
 
 
 @given(st.lists(st.integers(0, 2**45), min_size=0, max_size=300),

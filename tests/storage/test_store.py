@@ -34,6 +34,45 @@ def test_series_are_interned_once_and_reloaded(tmp_path: Path) -> None:
         s.close()
 
 
+def test_new_series_of_a_batch_get_ids_in_name_and_label_order(store: DuckDBStore) -> None:
+    """The series of one metric that first appear together get adjacent ids, whatever
+    order the batch lists them in."""
+    rows = [(name, {"host": h}, T, 1.0) for h in "cab" for name in ("mem", "cpu")]
+    store.submit("t", batch_of([*rows, ("cpu", {"host": "b"}, T + 1, 2.0)])).result()
+    ids = {(i.key.name, i.key.label_dict()["host"]): i.id
+           for i in store.find_series("t", None)}
+    first = min(ids.values())
+    assert ids == {(n, h): first + k for k, (n, h) in enumerate(
+        [("cpu", "a"), ("cpu", "b"), ("cpu", "c"), ("mem", "a"), ("mem", "b"), ("mem", "c")])}
+
+
+@pytest.mark.parametrize("pattern", [
+    "0[0-9]",  # ten adjacent ids: a range
+    "0[0-4]|2[0-4]",  # ten ids with a hole: an IN list
+    "0.|2.",  # twenty ids with a hole: a semi-join on a registered table
+    "0.|1.|2.|3.",  # all of them: a range again
+])
+def test_reads_select_exactly_the_series_asked_for(store: DuckDBStore, pattern: str) -> None:
+    # Written in three batches, so the ids of "m" have a hole (the series of "n").
+    batches = [[("m", {"i": f"{i:02d}"}, T + i, float(i)) for i in range(20)],
+               [("n", {"i": f"{i:02d}"}, T, 100.0) for i in range(5)],
+               [("m", {"i": f"{i:02d}"}, T + i, float(i)) for i in range(20, 40)]]
+    for rows in batches:
+        store.submit("t", batch_of(rows)).result()
+    infos = store.find_series("t", "m", [Matcher.parse(f"i=~{pattern}")])
+    want = sorted(int(i.key.label_dict()["i"]) for i in infos)
+    ids = [i.id for i in sorted(infos, key=lambda i: i.key.labels)]
+    b = store.buckets("t", "raw", Selection.each(ids), T, T + 100, 1000)
+    assert b.group.tolist() == list(range(len(ids)))
+    assert b.sum.tolist() == [float(i) for i in want]
+    one = store.buckets("t", "raw", Selection(np.array(ids, np.int32),
+                                              np.zeros(len(ids), np.int32)), T, T + 100, 1000)
+    assert one.count.tolist() == [len(want)] and one.sum.tolist() == [float(sum(want))]
+    q = store.quantiles("t", "raw", Selection(np.array(ids, np.int32),
+                                              np.zeros(len(ids), np.int32)), T, T + 100, 1000, 1.0)
+    assert q.value.tolist() == [float(max(want))]
+
+
 @pytest.mark.parametrize(("matcher", "hosts"), [
     ("host=a", {"a"}),
     ("host!=a", {"b", "c", ""}),
@@ -163,7 +202,9 @@ def test_rewrite_listeners_hear_of_rebuilds_recomputes_and_deletes(store: DuckDB
     assert sorted(heard) == sorted([(start, start + w), (start + day, start + day + w),
                                     (start, start + 3_600_000),
                                     (start + day, start + day + 3_600_000),
-                                    (start, start + 2 * day)])
+                                    (start, start + day), (start + day, start + 2 * day),
+                                    # the closed days' 5m rows put in series order
+                                    (start, start + day), (start + day, start + 2 * day)])
     heard.clear()
     store.recompute_rollups(start + day, start + 2 * day)
     assert heard == [(start + day, start + day + w)]
@@ -172,3 +213,29 @@ def test_rewrite_listeners_hear_of_rebuilds_recomputes_and_deletes(store: DuckDB
     assert heard == [(-(2**63), start + day)]
     store.apply_retention(start + 3 * day, {"raw": 2 * day, "5m": 0, "1h": 0, "1d": 0})
     assert len(heard) == 1  # nothing more deleted, nothing heard
+
+
+@pytest.mark.parametrize(("start", "end", "step"), [
+    (T, T + 3_600_000, 3_600_000),  # one step bucket
+    (T + 60_000, T + 1_000_000, 3_600_000),  # inside one step bucket
+    (T, T + 3_600_000, 600_000),  # six step buckets
+    (T + 7_200_000, T + 10_800_000, 3_600_000),  # no samples: no points
+])
+def test_raw_quantiles_of_one_group_equal_numpy(
+        store: DuckDBStore, start: int, end: int, step: int) -> None:
+    rng = np.random.default_rng(4)
+    ts = T + rng.integers(0, 3_600_000, 2000)
+    vals = np.round(rng.normal(50, 20, 2000), 2)
+    rows = [("m", {"i": str(k % 7)}, int(t), float(v))
+            for k, (t, v) in enumerate(zip(ts, vals, strict=True))]
+    store.submit("t", batch_of(rows)).result()
+    ids = np.array([i.id for i in store.find_series("t", "m")], np.int32)
+    p = store.quantiles("t", "raw", Selection(ids, np.zeros(len(ids), np.int32)), start, end,
+                        step, 0.95)
+    first = start // step * step
+    want = {b: np.quantile(vals[(ts >= start) & (ts < end) & (ts // step * step == b)], 0.95)
+            for b in range(first, end, step)
+            if ((ts >= start) & (ts < end) & (ts // step * step == b)).any()}
+    assert p.key.tolist() == [0] * len(want)
+    assert p.t_ms.tolist() == sorted(want)
+    assert p.value.tolist() == pytest.approx([want[b] for b in sorted(want)])

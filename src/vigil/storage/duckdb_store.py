@@ -54,12 +54,24 @@ class _Sel:
     grp: str  # SQL expression giving a row's group
     join: str  # join clause that ``grp`` needs, or ""
     lut: np.ndarray | None  # series id -> group, when grp is series_id
+    one_group: bool = False  # grp is a constant: every series in one group
 # Above this many series a selection is a semi-join on a registered table (behind a
 # cheap id-range prefilter) instead of an IN list, which DuckDB evaluates per row.
 _IN_LIST_MAX = 16
 # Buckets rebuilt per transaction: bounds memory and how long one rebuild holds the
-# maintenance cursor (3 h of 5m buckets, a day of hours, a week of days).
-_REBUILD_CHUNK: dict[Tier, int] = {"5m": 36, "1h": 24, "1d": 7}
+# maintenance cursor (1 h of 5m buckets, 3 h of hours, one day). DuckDB's hash tables for
+# the sketch merge grow with the rows of a chunk: on the TSBS day (1,000 series) a whole
+# day of 1h buckets at once took ≈ 240 MB, 3 hours ≈ 60 MB, and smaller chunks were no
+# slower (docs/benchmarks.md, peak RSS).
+_REBUILD_CHUNK: dict[Tier, int] = {"5m": 12, "1h": 3, "1d": 1}
+# Series whose 5m rows of a closed day are rewritten in series order per transaction
+# (see ``_cluster_5m``): ≈ 5 MB of rows held at once with 288 rows per series.
+_CLUSTER_SERIES = 64
+# Each of those transactions scans the day's 5m rows (in time order, nothing to prune),
+# so the work grows with the square of the series: above this many rows a day (≈ 5,000
+# series) its 5m rows stay in time order. A chunk format for closed data, written per
+# series from the start, would lift the bound (docs/benchmarks.md, "What is left").
+_CLUSTER_MAX_ROWS = 1_500_000
 
 
 class DuckDBStore:
@@ -285,16 +297,23 @@ class DuckDBStore:
         ids, groups = sel.series_ids, sel.groups
         one_group = bool((groups == groups[0]).all())
         per_series = not one_group and len(np.unique(groups)) == len(ids)
-        registered = not (one_group or per_series) or len(ids) > _IN_LIST_MAX
+        distinct = np.unique(ids)
+        lo, hi = int(distinct[0]), int(distinct[-1])
+        # Every id from lo to hi selected (the series of one metric that appeared together
+        # get adjacent ids): a range, which DuckDB evaluates in the scan itself.
+        id_range = hi - lo + 1 == len(distinct)
+        registered = not (one_group or per_series) or (
+            len(distinct) > _IN_LIST_MAX and not id_range)
         if registered:
             cur.register("_sel", pa.table({"series_id": ids, "grp": groups}))
         try:
-            where = (f"series_id IN ({','.join(map(str, np.unique(ids).tolist()))})"
-                     if len(ids) <= _IN_LIST_MAX else
-                     f"series_id BETWEEN {int(ids.min())} AND {int(ids.max())} "
+            where = (f"series_id BETWEEN {lo} AND {hi}" if id_range else
+                     f"series_id IN ({','.join(map(str, distinct.tolist()))})"
+                     if len(distinct) <= _IN_LIST_MAX else
+                     f"series_id BETWEEN {lo} AND {hi} "
                      "AND series_id IN (SELECT series_id FROM _sel)")
             if one_group:
-                yield _Sel(where, str(int(groups[0])), "", None)
+                yield _Sel(where, str(int(groups[0])), "", None, one_group=True)
             elif per_series:
                 lut = np.zeros(int(ids.max()) + 1, np.int32)
                 lut[ids] = groups
@@ -324,14 +343,21 @@ class DuckDBStore:
 
     def _fetch(self, cur: duckdb.DuckDBPyConnection, sel: _Sel, sql: str
                ) -> dict[str, np.ndarray]:
-        """Run ``sql`` (first two columns: group, t) and return its columns sorted by
-        group then time, with groups mapped back when rows were grouped per series."""
-        tbl = cur.sql(sql).to_arrow_table()
-        cols = {name: tbl.column(name).to_numpy() for name in tbl.column_names}
+        """Run ``sql`` (first two columns: group, t; no ORDER BY needed) and return its
+        columns sorted by group then time, with groups mapped back when rows were grouped
+        per series."""
+        # execute + fetchnumpy: ≈ 1 ms less per statement than a relation's Arrow table
+        # converted to numpy (one bind, no Arrow step). Aggregates over non-empty groups
+        # of NOT NULL columns give no NULLs, so no masked arrays come back. Sorting the
+        # (small) result here is cheaper than an ORDER BY, which costs DuckDB a pipeline
+        # breaker: ≈ 1 ms on Q1's 144 rows.
+        cols = cur.execute(sql).fetchnumpy()
+        names = list(cols)
         if sel.lut is not None:
-            names = list(cols)
             cols[names[0]] = sel.lut[cols[names[0]]]
-            order = np.lexsort((cols[names[1]], cols[names[0]]))
+        g, t = cols[names[0]], cols[names[1]]
+        if len(g) > 1 and not _sorted(g, t):
+            order = np.lexsort((t, g))
             cols = {k: v[order] for k, v in cols.items()}
         return cols
 
@@ -351,8 +377,7 @@ class DuckDBStore:
                 # no grouping needed.
                 c = self._fetch(cur, s, f"""
                     SELECT {s.grp} AS grp, bucket AS t, {cols} FROM rollup_{tier}
-                    WHERE {s.where} AND bucket >= {start_ms} AND bucket < {end_ms}
-                    ORDER BY series_id, bucket""")
+                    WHERE {s.where} AND bucket >= {start_ms} AND bucket < {end_ms}""")
                 return _buckets(c)
             src = self._sources(
                 tier, start_ms, end_ms, s.where, cols,
@@ -364,7 +389,7 @@ class DuckDBStore:
                        sum(cnt)::BIGINT AS cnt, sum(total) AS total, min(min) AS min,
                        max(max) AS max, max(last_ts) AS last_ts, arg_max(last, last_ts) AS last
                 FROM ({src}) s {s.join}
-                GROUP BY 1, 2 ORDER BY 1, 2""")
+                GROUP BY 1, 2""")
         return _buckets(c)
 
     def quantiles(
@@ -376,13 +401,22 @@ class DuckDBStore:
             return _empty_points()
         cur = self._cursor()
         with self._selected(cur, sel) as s:
-            if tier == "raw":
+            t0 = start_ms // step_ms * step_ms
+            if tier == "raw" and s.one_group and (end_ms - 1) // step_ms * step_ms == t0:
+                # One group, one step bucket (a dashboard's "p95 of the last hour"): one
+                # aggregate, no GROUP BY, ≈ 1 ms less; HAVING keeps "no samples, no row".
+                sql = f"""
+                    SELECT {s.grp} AS k, {t0} AS t, quantile_cont(value, {q!r}) AS v
+                    FROM samples
+                    WHERE {s.where} AND ts >= {start_ms} AND ts < {end_ms}
+                    HAVING count(*) > 0"""
+            elif tier == "raw":
                 sql = f"""
                     SELECT {s.grp} AS k, ts // {step_ms} * {step_ms} AS t,
                            quantile_cont(value, {q!r}) AS v
                     FROM samples {s.join}
                     WHERE {s.where} AND ts >= {start_ms} AND ts < {end_ms}
-                    GROUP BY 1, 2 ORDER BY 1, 2"""
+                    GROUP BY 1, 2"""
             else:
                 src = self._sources(
                     tier, start_ms, end_ms, s.where,
@@ -396,7 +430,7 @@ class DuckDBStore:
                     w AS (SELECT k, t, sk, sum(c) OVER (PARTITION BY k, t ORDER BY sk) AS cum,
                                  sum(c) OVER (PARTITION BY k, t) AS n FROM m)
                     SELECT k, t, min(sk) AS v FROM w WHERE cum > floor({q!r} * (n - 1))
-                    GROUP BY 1, 2 ORDER BY 1, 2"""
+                    GROUP BY 1, 2"""
             c = self._fetch(cur, s, sql)
         v = c["v"] if tier == "raw" else representative(c["v"].astype(np.int64))
         return Points(c["k"].astype(np.int32), c["t"].astype(np.int64), v.astype(np.float64))
@@ -466,6 +500,45 @@ class DuckDBStore:
         self.dirty.clear(tier, snap)
         for lo, hi in ranges:
             self._rewritten(lo, hi)
+            if tier == "1d":  # the day is closed and its finer tiers are rolled up
+                self._cluster_5m(lo, hi)
+
+    def _cluster_5m(self, start_ms: int, end_ms: int) -> None:
+        """Rewrite the 5m rows of ``[start_ms, end_ms)`` (closed days) in (series, bucket)
+        order, ``_CLUSTER_SERIES`` series per transaction.
+
+        Rolled up as buckets close, a day's rows are in time order: every row group holds
+        every series, so a read of one series scans the whole day. Clustered, its rows lie
+        in one row group and DuckDB's zone maps on ``series_id`` skip the others (Q1 of
+        the TSBS benchmark: one series over 12 h, ≈ 2 ms less). A transaction moves whole
+        series (delete and re-append their rows), so a read sees each series before or
+        after the move, never half; only a few MB of rows are held at once."""
+        con = self._maint
+        day = f"bucket >= {start_ms} AND bucket < {end_ms}"
+        [(rows,)] = con.execute(f"SELECT count(*) FROM rollup_5m WHERE {day}").fetchall()
+        if rows > _CLUSTER_MAX_ROWS:
+            return  # left in time order (see _CLUSTER_MAX_ROWS)
+        ids = con.execute(
+            f"SELECT DISTINCT series_id FROM rollup_5m WHERE {day} ORDER BY 1"
+        ).fetchnumpy()["series_id"]
+        for i in range(0, len(ids), _CLUSTER_SERIES):
+            part = ids[i:i + _CLUSTER_SERIES]
+            where = f"{day} AND series_id BETWEEN {int(part[0])} AND {int(part[-1])}"
+            con.execute("BEGIN")
+            try:
+                con.execute(f"CREATE TEMP TABLE _cluster AS SELECT * FROM rollup_5m "
+                            f"WHERE {where}")
+                con.execute(f"DELETE FROM rollup_5m WHERE {where}")
+                con.execute("INSERT INTO rollup_5m SELECT * FROM _cluster "
+                            "ORDER BY series_id, bucket")
+                con.execute("DROP TABLE _cluster")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        # The same rows: no value changes, but sums over them may now add in another
+        # order (last bits), so cached answers are dropped as for a rebuild.
+        self._rewritten(start_ms, end_ms)
 
     def recompute_rollups(self, start_ms: int, end_ms: int) -> int:
         w = TIER_MS["5m"]
@@ -560,6 +633,12 @@ class DuckDBStore:
                     cur.close()
             self._maint.close()
             self._db.close()
+
+
+def _sorted(g: np.ndarray, t: np.ndarray) -> bool:
+    """Whether rows are in (g, t) order already."""
+    dg = np.diff(g)
+    return bool((dg >= 0).all() and ((dg > 0) | (np.diff(t) >= 0)).all())
 
 
 def _buckets(c: dict[str, np.ndarray]) -> Buckets:

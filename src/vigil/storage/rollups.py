@@ -5,6 +5,8 @@ with a version, and in the ``rollup_dirty`` table inside the same transaction, s
 crash never loses the fact). The refresher rebuilds closed dirty buckets: 5m from raw
 samples, 1h from 5m, 1d from 1h. Until a bucket is rebuilt, reads take it from raw, so
 a rollup tier always answers exactly. Late samples simply make their buckets dirty again.
+Once a day's 1d bucket is rebuilt, the store rewrites that day's 5m rows in series order
+(``DuckDBStore._cluster_5m``), so reads of a few series skip most of the day.
 """
 
 from __future__ import annotations
