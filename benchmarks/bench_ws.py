@@ -104,7 +104,9 @@ def fanout(a: argparse.Namespace, env: dict[str, str], n: int) -> dict[str, Any]
     load: PacedLoad | None = None
     out: dict[str, Any] = {"clients": n}
     try:
-        load = PacedLoad(srv.port, line_payloads(a.series, LINES, variants=4), LINES, a.rate)
+        payloads = line_payloads(a.series, LINES, variants=4)
+        rb.send_all(srv.port, "/write", payloads)  # untimed: every series created first
+        load = PacedLoad(srv.port, payloads, LINES, a.rate)
         load.start()
         clients = Clients(srv.port, n, a.procs, a.selectors)
         out["connect_s"] = round(clients.wait_ready(600), 1)
