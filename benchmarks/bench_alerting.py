@@ -40,6 +40,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -246,6 +247,42 @@ def throughput(a: argparse.Namespace, env: dict[str, str], with_rules: bool,
     return out
 
 
+def run_benchmark(a: argparse.Namespace, script: str,
+                  body: Callable[[dict[str, Any]], None],
+                  markdown: Callable[[dict[str, Any]], str]) -> int:
+    """Run ``body(result)`` under the ``--max-minutes`` alarm (SIGTERM aborts too), stop
+    every process started, write the result JSON to ``--out`` (or ``--work``) and print
+    its markdown; exit status 1 if aborted."""
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        raise Timeout(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGALRM, on_signal)
+    signal.alarm(int(a.max_minutes * 60))
+    res: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": " ".join([".venv/bin/python", f"benchmarks/{script}", *sys.argv[1:]]),
+        "params": {k: v for k, v in vars(a).items() if k not in ("shared", "work", "out")},
+        "loadavg_start": os.getloadavg(), "nproc": os.cpu_count(),
+    }
+    try:
+        body(res)
+    except Timeout as e:
+        log(f"ABORTED: {e}")
+        res["aborted"] = str(e)
+    finally:
+        signal.alarm(0)
+        rb.stop_all()
+    res["loadavg_end"] = os.getloadavg()
+    out = a.out or os.path.join(a.work, f"result-{time.strftime('%Y%m%dT%H%M%S')}.json")
+    with open(out, "w") as f:
+        json.dump(res, f, indent=1)
+    log(f"result: {out}")
+    print(markdown(res))
+    return 1 if "aborted" in res else 0
+
+
 # ---------------------------------------------------------------- main
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
@@ -284,20 +321,7 @@ def main() -> int:
     # The timed payloads' timestamps lie in the recent past; keep them inside retention.
     env.setdefault("VIGIL_RETENTION_RAW", "0")
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        raise Timeout(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGALRM, on_signal)
-    signal.alarm(int(a.max_minutes * 60))
-    res: dict[str, Any] = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": " ".join([".venv/bin/python", "benchmarks/bench_alerting.py",
-                             *sys.argv[1:]]),
-        "params": {k: v for k, v in vars(a).items() if k not in ("shared", "work", "out")},
-        "loadavg_start": os.getloadavg(), "nproc": os.cpu_count(),
-    }
-    try:
+    def body(res: dict[str, Any]) -> None:
         if not a.skip_latency:
             res["latency"] = latency_phase(a, env)
         if not a.skip_throughput:
@@ -312,19 +336,8 @@ def main() -> int:
                 res[k] = sorted(rs, key=lambda r: r["samples_per_s"])[len(rs) // 2]
             res["ratio"] = round(res["with_rules"]["samples_per_s"]
                                  / res["without_rules"]["samples_per_s"], 3)
-    except Timeout as e:
-        log(f"ABORTED: {e}")
-        res["aborted"] = str(e)
-    finally:
-        signal.alarm(0)
-        rb.stop_all()
-    res["loadavg_end"] = os.getloadavg()
-    out = a.out or os.path.join(a.work, f"result-{time.strftime('%Y%m%dT%H%M%S')}.json")
-    with open(out, "w") as f:
-        json.dump(res, f, indent=1)
-    log(f"result: {out}")
-    print(markdown(res))
-    return 1 if "aborted" in res else 0
+
+    return run_benchmark(a, "bench_alerting.py", body, markdown)
 
 
 if __name__ == "__main__":

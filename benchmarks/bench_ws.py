@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -40,7 +39,7 @@ import numpy as np
 
 from alert_load import PacedLoad, line_payloads, timed_payloads
 from alert_report import metrics
-from bench_alerting import Server, Timeout, pct
+from bench_alerting import Server, pct, run_benchmark
 from tsbs_common import REPO, import_run_bench, log, rb
 
 DEFAULT_SHARED = os.path.normpath(os.path.join(REPO, "..", "shared", "bench"))
@@ -234,19 +233,7 @@ def main() -> int:
     env = dict(kv.split("=", 1) for kv in a.vigil_env)
     env.setdefault("VIGIL_RETENTION_RAW", "0")  # timed payloads lie in the recent past
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        raise Timeout(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGALRM, on_signal)
-    signal.alarm(int(a.max_minutes * 60))
-    res: dict[str, Any] = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": " ".join([".venv/bin/python", "benchmarks/bench_ws.py", *sys.argv[1:]]),
-        "params": {k: v for k, v in vars(a).items() if k not in ("shared", "work", "out")},
-        "loadavg_start": os.getloadavg(), "nproc": os.cpu_count(),
-    }
-    try:
+    def body(res: dict[str, Any]) -> None:
         if not a.skip_fanout:
             res["fanout"] = [fanout(a, env, n) for n in counts]
         if not a.skip_throughput:
@@ -260,19 +247,8 @@ def main() -> int:
             med = {n: float(np.median([r["samples_per_s"] for r in rs])) for n, rs in runs.items()}
             res["ratios"] = {n: {"with": round(med[n]), "without": round(med[0]),
                                  "ratio": round(med[n] / med[0], 3)} for n in counts}
-    except Timeout as e:
-        log(f"ABORTED: {e}")
-        res["aborted"] = str(e)
-    finally:
-        signal.alarm(0)
-        rb.stop_all()
-    res["loadavg_end"] = os.getloadavg()
-    out = a.out or os.path.join(a.work, f"result-{time.strftime('%Y%m%dT%H%M%S')}.json")
-    with open(out, "w") as f:
-        json.dump(res, f, indent=1)
-    log(f"result: {out}")
-    print(markdown(res))
-    return 1 if "aborted" in res else 0
+
+    return run_benchmark(a, "bench_ws.py", body, markdown)
 
 
 if __name__ == "__main__":
