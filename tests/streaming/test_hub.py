@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pytest
 
 from tests.conftest import batch_of
 from vigil.core.matchers import Matcher
@@ -142,15 +143,20 @@ def test_tenants_see_only_their_own_series() -> None:
     run(body)
 
 
-def test_updates_are_aligned_to_their_frequency() -> None:
+def test_updates_come_at_their_frequency_and_feeds_spread_their_phases() -> None:
     async def body(hub: Hub, clock: Clock) -> None:
         box = ListOutbox()
         c = hub.connect("t", box)
+        others = [hub.subscribe(c, [sel(f"m{i}")], 2.0) for i in range(3)]
         hub.subscribe(c, [sel("cpu")], 2.0)
+        phases = sorted({s.feed.phase for s in c.subs.values()})
+        assert phases == pytest.approx([0.0, 0.05, 0.1, 0.15])  # one tick apart
+        for sub_id in others:
+            hub.unsubscribe(c, sub_id)
         commit(hub, "t", [("cpu", {}, 1000, 1.0)])
         await settle()
         (feed,) = {s.feed for s in c.subs.values()}
-        assert feed.due % 2.0 == 0.0
+        assert feed.due % 2.0 == pytest.approx(feed.phase)
         flush(hub, clock, feed.due - 0.01)
         assert updates(box) == []
         due = feed.due

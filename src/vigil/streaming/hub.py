@@ -9,8 +9,11 @@ The cost must not grow with the number of clients where it need not: subscriptio
 tenant with the same selectors and update frequency share a **feed**. A committed batch
 maps to the feeds that want each series with one numpy look-up (``SeriesCodes``, by the
 store's series ids), its points are buffered once per feed, and at each update a feed's
-message is encoded once — only the subscription id differs per client. Updates are
-aligned to multiples of their frequency, so all 1-second feeds go out in the same tick.
+message is encoded once — only the subscription id differs per client. A feed's updates
+come every ``updateFrequency`` at a phase of its own (a multiple of the tick), so feeds
+spread their sends over the period rather than all sending in one burst: with 10,000
+clients a burst of a second's messages would delay the last clients, and every ingest
+request behind them, by the whole burst.
 
 Each client writes to an ``Outbox`` (the socket, as the API layer provides it) that
 refuses a message while the client's unsent bytes are over its bound. A subscription
@@ -47,8 +50,9 @@ Selector = tuple[str, tuple[Matcher, ...]]  # metric name, label matchers
 Point = list[int | float]  # [epoch_ms, value]
 MAX_BUFFERED_POINTS = 1000  # per series and feed between updates, before coalescing
 MAX_FEED_ROWS = 100_000  # rows a feed holds as columns before making them points
+_LATE_S = 0.0005  # the flusher wakes this after a tick, so that float error never skips it
 SLOW_AFTER_S = 10.0  # a client whose outbox stays full this long is disconnected
-TICK_S = 0.05  # how often due updates are looked for
+TICK_S = 0.05  # how often due updates are looked for; the step of feeds' phases
 
 
 class Outbox(Protocol):
@@ -70,6 +74,7 @@ class Feed:
     tenant: str
     selectors: tuple[Selector, ...]
     every_s: float
+    phase: float  # updates come at multiples of every_s plus this
     due: float  # monotonic time of the next update
     slot: int  # index in the hub's feed table
     subs: set[Subscription] = field(default_factory=set)
@@ -79,6 +84,10 @@ class Feed:
     rows: int = 0
     points: dict[SeriesKey, list[Point]] = field(default_factory=dict)
     latest: dict[SeriesKey, Point] = field(default_factory=dict)  # for coalesced updates
+
+    def next_due(self, now: float) -> float:
+        """The first update time after ``now``."""
+        return (math.floor((now - self.phase) / self.every_s) + 1) * self.every_s + self.phase
 
     def add(self, chunk: _Chunk) -> None:
         self.chunks.append(chunk)
@@ -220,10 +229,11 @@ class Hub:
         key = (c.tenant, tuple(selectors), every_s)
         feed = self._feeds.get(key)
         if feed is None:
-            now = self._clock()
             slot = next((i for i, f in enumerate(self._slots) if f is None), len(self._slots))
-            feed = self._feeds[key] = Feed(c.tenant, key[1], every_s,
-                                           (math.floor(now / every_s) + 1) * every_s, slot)
+            # Consecutive slots take consecutive phases: feeds spread evenly over the period.
+            phase = slot % max(1, round(every_s / TICK_S)) * TICK_S % every_s
+            feed = self._feeds[key] = Feed(c.tenant, key[1], every_s, phase, 0.0, slot)
+            feed.due = feed.next_due(self._clock())
             if slot == len(self._slots):
                 self._slots.append(feed)
             self._slots[slot] = feed
@@ -348,8 +358,8 @@ class Hub:
 
     # ------------------------------------------------------------------ flushing
     async def _flusher(self, tick_s: float) -> None:
-        while True:
-            await asyncio.sleep(tick_s)
+        while True:  # woken just after each multiple of the tick, when phases fall due
+            await asyncio.sleep(tick_s - self._clock() % tick_s + _LATE_S)
             self.flush()
 
     def flush(self) -> None:
@@ -363,7 +373,7 @@ class Hub:
                 self._drop_slow(c)
         for feed in list(self._feeds.values()):
             if now >= feed.due:
-                feed.due = (math.floor(now / feed.every_s) + 1) * feed.every_s
+                feed.due = feed.next_due(now)
                 self._update(feed)
         boards: dict[str, bytes] = {}
         for c in list(self._dashboards):
