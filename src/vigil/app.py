@@ -45,7 +45,8 @@ from vigil.storage.maintenance import Maintenance, Schedule
 from vigil.storage.security_store import SecurityStore
 from vigil.storage.store import Tier
 from vigil.storage.task_store import TaskStore
-from vigil.streaming.hub import Hub
+from vigil.streaming.relay import Relay
+from vigil.streaming.worker import Options as StreamOptions
 from vigil.tasks import instrument
 from vigil.tasks.cache import ReportCache
 from vigil.tasks.service import Limits as TaskLimits
@@ -80,7 +81,7 @@ class Components:
     maintenance: Maintenance
     limits: Limits
     bus: LocalBus
-    hub: Hub
+    stream: Relay
     alerting: AlertingService
     dispatcher: Dispatcher
     senders: ChannelSenders
@@ -122,10 +123,12 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
     bus = LocalBus()
     alerting, dispatcher, senders = _alerting(settings, store, engine, bus)
     store.listeners.append(alerting.offer)
-    hub = Hub(_dashboard(store, alerting), slow_after_s=settings.stream_slow_after)
-    store.listeners.append(hub.offer)
-    bus.subscribe(LIFECYCLE_TOPIC, hub.alert_event)
-    telemetry.watch_stream(lambda: vars(hub.stats))
+    stream = Relay(_dashboard(store, alerting), StreamOptions(
+        client_buffer_bytes=settings.stream_client_buffer_bytes,
+        slow_after_s=settings.stream_slow_after))
+    store.listeners.append(stream.offer)
+    bus.subscribe(LIFECYCLE_TOPIC, stream.alert_event)
+    telemetry.watch_stream(lambda: stream.stats)
     if settings.rules_file:
         try:
             rf = rules_file.load(settings.rules_file)
@@ -140,8 +143,9 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
         alerting.start()
         dispatcher.start()
     return Components(settings, store, telemetry, pipeline, engine, maintenance, limits, bus,
-                      hub, alerting, dispatcher, senders, build_tasks(settings, store, telemetry),
-                      security, auth, build_rate_limiter(settings))
+                      stream, alerting, dispatcher, senders,
+                      build_tasks(settings, store, telemetry), security, auth,
+                      build_rate_limiter(settings))
 
 
 def build_query_cache(settings: Settings, store: DuckDBStore, telemetry: Telemetry

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import socket
 import struct
 import time
@@ -22,8 +24,8 @@ def ws_url(server: Server) -> str:
     return server.url.replace("http://", "ws://") + "/api/v1/ws"
 
 
-async def ask(ws: ClientConnection, msg: dict[str, Any] | str) -> dict[str, Any]:
-    await ws.send(msg if isinstance(msg, str) else json.dumps(msg))
+async def ask(ws: ClientConnection, msg: dict[str, Any] | str | bytes) -> dict[str, Any]:
+    await ws.send(msg if isinstance(msg, (str, bytes)) else json.dumps(msg))
     return await recv(ws)
 
 
@@ -132,8 +134,8 @@ def test_many_clients_share_a_selector(server: Server) -> None:
 @pytest.mark.parametrize("compression", [False, True])
 def test_updates_reach_the_client_with_or_without_compression(tmp_path: Path,
                                                               compression: bool) -> None:
-    """Without an extension frames go straight to the socket; with permessage-deflate
-    negotiated they go through ASGI (the client offers it; the setting decides)."""
+    """The fan-out process takes over whatever the server's handshake negotiated: plain
+    frames, or permessage-deflate (the client offers it; the setting decides)."""
     c = build(make_settings(tmp_path, stream_compression=compression), start_maintenance=False)
     try:
         with Server(c) as server:
@@ -146,8 +148,7 @@ def test_updates_reach_the_client_with_or_without_compression(tmp_path: Path,
                     await asyncio.to_thread(write, server, line)
                     u = await recv(ws, "metrics_update")
                     assert u["data"]["series"][0]["points"][0][1] == 2.5
-                    kinds = {type(cl.outbox).__name__ for cl in c.hub.clients}
-                    assert kinds == {"QueuedOutbox" if compression else "DirectOutbox"}
+                    await ask(ws, {"type": "ping", "data": {"n": 1}})  # and it reads them
 
             asyncio.run(run())
     finally:
@@ -208,15 +209,15 @@ def test_a_client_that_stops_reading_is_disconnected_and_ingestion_goes_on(
             body = "".join(f"big,i={i:05d} v={i}\n" for i in range(5000))  # ~350 kB an update
             written = 0
             deadline = time.monotonic() + 60
-            while c.hub.stats.slow_disconnects == 0:
-                assert time.monotonic() < deadline, vars(c.hub.stats)
+            while c.stream.stats["slow_disconnects"] == 0:  # reported once a second
+                assert time.monotonic() < deadline, c.stream.stats
                 r = h.post("/write", content=body)
                 assert r.status_code == 204, r.text  # the slow client never holds it up
                 written += 5000
                 time.sleep(0.05)
             assert _close_reason(s, 10).startswith("1008 too slow")
             s.close()
-            stats = vars(c.hub.stats)
+            stats = c.stream.stats
             assert stats["refused"] > 0 and stats["clients"] == 0
             metrics = h.get("/metrics").text
             assert "vigil_stream_slow_disconnects_total 1.0" in metrics
@@ -232,7 +233,7 @@ def test_text_frames_parse_as_the_websocket_library_reads_them(size: int) -> Non
     from websockets.frames import Frame, Opcode
     from websockets.streams import StreamReader
 
-    from vigil.api.ws_outbox import text_frame
+    from vigil.streaming.worker import text_frame
 
     payload = b"x" * size
     reader = StreamReader()
@@ -243,3 +244,62 @@ def test_text_frames_parse_as_the_websocket_library_reads_them(size: int) -> Non
     except StopIteration as done:
         frame = done.value
     assert (frame.opcode, frame.fin, frame.data) == (Opcode.TEXT, True, payload)
+
+
+def test_the_fan_out_process_starts_again_after_a_crash(server: Server) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    async def subscribed() -> ClientConnection:
+        ws = await connect(ws_url(server))
+        await ask(ws, {"type": "subscribe", "data": {
+            "metrics": [{"name": "load_avg"}], "updateFrequency": 0.1}})
+        return ws
+
+    async def run() -> None:
+        ws = await subscribed()
+        pid = server.components.stream.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(ConnectionClosed):  # its clients are cut off ...
+            await recv(ws, timeout_s=10)
+        deadline = time.monotonic() + 10
+        while server.components.stream.pid is not None:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        ws = await subscribed()  # ... and the next one starts it again
+        assert server.components.stream.pid not in (None, pid)
+        await asyncio.to_thread(write, server, f"load,host=a avg=4.5 {int(time.time())}")
+        u = await recv(ws, "metrics_update")
+        assert u["data"]["series"][0]["points"][0][1] == 4.5
+        await ws.close()
+
+    asyncio.run(run())
+
+
+def test_clients_hear_of_a_shutdown_and_are_closed(tmp_path: Path) -> None:
+    c = build(make_settings(tmp_path), start_maintenance=False)
+    try:
+        with Server(c) as server:
+            async def run() -> None:
+                async with connect(ws_url(server)) as ws:
+                    assert (await ask(ws, {"type": "ping"}))["type"] == "pong"
+                    pid = c.stream.pid
+                    await c.stream.close()
+                    note = await recv(ws, "system_notification")
+                    assert "shutting down" in note["data"]["message"]
+                    await ws.wait_closed()
+                    assert ws.close_code == 1001
+                    assert pid is not None and c.stream.pid is None
+
+            asyncio.run(run())
+    finally:
+        c.close()
+
+
+def test_a_binary_message_gets_an_error(server: Server) -> None:
+    async def run() -> None:
+        async with connect(ws_url(server)) as ws:
+            err = await ask(ws, b"\x00\x01")
+            assert err["type"] == "error" and err["data"]["field"] == "message"
+
+    asyncio.run(run())

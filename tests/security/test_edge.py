@@ -146,14 +146,14 @@ def test_unreadable_key_file_is_a_config_error(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- WebSocket
 @pytest.fixture
 def ws_url(secure_components: Components) -> Iterator[str]:
-    """ws:// URL of a real server whose /ws-test authenticates the way the streaming
-    endpoint will, then sends the principal's tenant and role."""
+    """ws:// URL of a real server whose /ws-test authenticates the upgrade request the way
+    the streaming endpoint does, then sends the principal's tenant and role."""
     app = create_app(secure_components, close_on_shutdown=False)
 
     @app.websocket("/ws-test")
     async def ws(websocket: WebSocket) -> None:
         try:
-            p = await authenticate_websocket(websocket, timeout_s=5)
+            p = await authenticate_websocket(websocket)
         except (Unauthorized, Forbidden):
             return
         if websocket.client_state.name == "CONNECTING":
@@ -170,11 +170,18 @@ def test_websocket_header_auth(ws_url: str) -> None:
         assert json.loads(ws.recv(timeout=10)) == {"tenant": "acme", "role": "editor"}
 
 
-def test_websocket_first_message_auth(ws_url: str) -> None:
+def test_websocket_first_message_auth(secure_server: Server) -> None:
+    """A browser cannot set headers: the stream takes the token as its first message,
+    and what follows it waits for the check."""
     token = bearer(role="viewer")["Authorization"].split()[1]
-    with connect(ws_url) as ws:
+    with connect(_stream_url(secure_server)) as ws:
         ws.send(json.dumps({"type": "auth", "token": token}))
-        assert json.loads(ws.recv(timeout=10)) == {"tenant": "acme", "role": "viewer"}
+        ws.send(json.dumps({"type": "ping", "data": {"n": 1}}))
+        assert json.loads(ws.recv(timeout=10)) == {"type": "pong", "data": {"n": 1}}
+
+
+def _stream_url(server: Server) -> str:
+    return server.url.replace("http://", "ws://") + "/api/v1/ws"
 
 
 def test_websocket_tenant_header_needs_superadmin(ws_url: str) -> None:
@@ -191,8 +198,8 @@ def test_websocket_tenant_header_needs_superadmin(ws_url: str) -> None:
 
 @pytest.mark.parametrize("first", ['{"type": "auth", "token": "nope"}', "hello",
                                    '{"type": "subscribe"}'])
-def test_websocket_bad_auth_closes_1008(ws_url: str, first: str) -> None:
-    with connect(ws_url) as ws:
+def test_websocket_bad_auth_closes_1008(secure_server: Server, first: str) -> None:
+    with connect(_stream_url(secure_server)) as ws:
         ws.send(first)
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=10)

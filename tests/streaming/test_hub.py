@@ -49,7 +49,7 @@ def commit(hub: Hub, tenant: str, rows: list[tuple[str, dict[str, str], int, flo
     b = batch_of(rows)
     ids = np.array([_ids.setdefault((tenant, m.key), len(_ids) + 1) for m in b.series],
                    np.int32)
-    hub.offer(tenant, b, ids)
+    hub.ingest(tenant, b, ids)
 
 
 def sel(name: str, *match: str) -> Selector:
@@ -75,7 +75,7 @@ def run(body: Callable[[Hub, Clock], Awaitable[None]]) -> None:
 
 
 async def settle() -> None:
-    await asyncio.sleep(0)  # the loop runs what offer() handed over
+    await asyncio.sleep(0)
 
 
 def flush(hub: Hub, clock: Clock, at: float) -> None:
@@ -222,13 +222,19 @@ def test_dashboards_are_built_once_per_tenant_and_tick() -> None:
     run(body)
 
 
-def test_ingestion_never_waits_batches_beyond_the_bound_are_skipped() -> None:
-    async def body(hub: Hub, clock: Clock) -> None:
-        hub._max_in_flight = 2
-        hub.subscribe(hub.connect("t", ListOutbox()), [sel("cpu")], 1.0)
-        for t in range(5):  # the loop does not run in between: all five are in flight
-            commit(hub, "t", [("cpu", {}, t, 1.0)])
-        assert hub.stats.batches_dropped == 3
-        await settle()
+def test_a_dashboard_not_known_yet_is_sent_once_it_is() -> None:
+    async def body(_: Hub, clock: Clock) -> None:
+        boards: dict[str, dict[str, str]] = {}
+        hub = Hub(boards.get, tick_s=None, clock=clock)
+        box = ListOutbox()
+        hub.watch_dashboard(hub.connect("t", box), 5.0)
+        assert hub.dashboard_tenants() == {"t"}
+        flush(hub, clock, 10.0)
+        assert box.drain() == []
+        boards["t"] = {"health": "ok"}
+        flush(hub, clock, 10.05)
+        assert box.drain() == [{"type": "dashboard_update", "data": {"health": "ok"}}]
+        flush(hub, clock, 11.0)  # next due at 15.05
+        assert box.drain() == []
 
     run(body)

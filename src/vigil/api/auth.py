@@ -12,12 +12,10 @@ bucket, then the scope, then an explicit tenant (superadmin only, ``X-Vigil-Tena
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.params import Depends as DependsParam
 from fastapi.routing import APIRoute
@@ -137,34 +135,25 @@ def principal(request: Request) -> Principal:
     return p
 
 
-async def authenticate_websocket(ws: WebSocket, *, timeout_s: float = 10.0) -> Principal:
-    """Authenticate a WebSocket the way HTTP requests are: the ``Authorization`` header
-    (or ``X-API-Key``) of the upgrade request, or else, after ``accept``, a first message
-    ``{"type": "auth", "token": "..."}`` within ``timeout_s``. On failure the socket is
-    closed with 1008 (policy violation) and ``Unauthorized`` raised; the endpoint just
-    returns. ``X-Vigil-Tenant`` works as on HTTP."""
+async def authenticate_websocket(ws: WebSocket) -> Principal:
+    """Authenticate a WebSocket's upgrade request the way HTTP requests are: the
+    ``Authorization`` header or ``X-API-Key`` (a browser cannot set them: it sends a first
+    message ``{"type": "auth", "token": "..."}`` instead, checked by ``token_tenant``).
+    On failure the handshake is refused (403) and ``Unauthorized``/``Forbidden`` raised;
+    the endpoint just returns. ``X-Vigil-Tenant`` works as on HTTP."""
     c: Components = ws.app.state.components
-    header = ws.headers.get("authorization")
-    key = ws.headers.get("x-api-key")
     try:
-        if c.auth.enabled and not header and not key:
-            if ws.client_state.name == "CONNECTING":
-                await ws.accept()
-            try:
-                raw = await asyncio.wait_for(ws.receive_text(), timeout_s)
-                msg = orjson.loads(raw)
-            except (TimeoutError, orjson.JSONDecodeError) as err:
-                raise Unauthorized("send {\"type\": \"auth\", \"token\": ...} first") from err
-            token = msg.get("token") if isinstance(msg, dict) else None
-            if not isinstance(msg, dict) or msg.get("type") != "auth" or \
-                    not isinstance(token, str):
-                raise Unauthorized("send {\"type\": \"auth\", \"token\": ...} first")
-            header = f"Bearer {token}"
-        p = await authenticate(c, header, key)
+        p = await authenticate(c, ws.headers.get("authorization"), ws.headers.get("x-api-key"))
         return _with_tenant(p, ws.headers.get(TENANT_HEADER))
     except (Unauthorized, Forbidden) as err:
         await ws.close(code=1008, reason=str(err)[:120])
         raise
+
+
+async def token_tenant(c: Components, token: str, tenant_header: str | None) -> Principal:
+    """The principal of a token sent as a WebSocket's first message."""
+    p = await authenticate(c, f"Bearer {token}", None)
+    return _with_tenant(p, tenant_header)
 
 
 def document(app: FastAPI) -> None:

@@ -23,7 +23,7 @@ from vigil.api import (
 )
 from vigil.api.auth import document, guard
 from vigil.api.dashboard import install as install_dashboard
-from vigil.api.ws_outbox import RawSend
+from vigil.api.raw_send import RawSend
 from vigil.app import Components
 
 
@@ -31,7 +31,7 @@ def create_app(c: Components, *, close_on_shutdown: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        await c.hub.close()  # tell live clients
+        await c.stream.close()  # tell live clients
         if close_on_shutdown:  # graceful shutdown: flush queued writes, checkpoint
             c.close()
 

@@ -1,9 +1,7 @@
 """The Hub: live updates from committed batches and alert events to subscribed clients.
 
-Everything runs on the server's event loop. The store's commit listener (the writer
-thread) and the bus hand work over with ``call_soon_threadsafe``, bounded by a count of
-batches in flight (beyond it a batch is skipped for streaming and counted), so ingestion
-never waits.
+Everything runs on one event loop: the fan-out process's (``vigil.streaming.worker``),
+which the server feeds committed batches and alert events.
 
 The cost must not grow with the number of clients where it need not: subscriptions of a
 tenant with the same selectors and update frequency share a **feed**. A committed batch
@@ -15,7 +13,7 @@ spread their sends over the period rather than all sending in one burst: with 10
 clients a burst of a second's messages would delay the last clients, and every ingest
 request behind them, by the whole burst.
 
-Each client writes to an ``Outbox`` (the socket, as the API layer provides it) that
+Each client writes to an ``Outbox`` (its connection) that
 refuses a message while the client's unsent bytes are over its bound. A subscription
 that missed an update that way gets, once there is room, a coalesced update (the latest
 point of each series, ``"coalesced": true``) instead of what it missed; a client whose
@@ -160,7 +158,6 @@ class HubStats:
     bytes: int = 0
     refused: int = 0  # messages a full outbox refused
     coalesced: int = 0  # updates sent as the latest points instead of all of them
-    batches_dropped: int = 0
     slow_disconnects: int = 0
 
 
@@ -173,17 +170,16 @@ def metrics_update(sub_id: str, body: bytes, coalesced: bool = False) -> bytes:
 
 
 class Hub:
-    def __init__(self, dashboard: Callable[[str], Mapping[str, object]], *,
-                 max_batches_in_flight: int = 64, slow_after_s: float = SLOW_AFTER_S,
+    def __init__(self, dashboard: Callable[[str], Mapping[str, object] | None], *,
+                 slow_after_s: float = SLOW_AFTER_S,
                  tick_s: float | None = TICK_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        """``tick_s``: how often ``flush`` runs on the loop (None: the caller runs it)."""
+        """``dashboard(tenant)``: what a ``dashboard_update`` says (None: not known yet).
+        ``tick_s``: how often ``flush`` runs on the loop (None: the caller runs it)."""
         self._dashboard = dashboard
         self._clock = clock
         self._tick_s = tick_s
-        self._max_in_flight = max_batches_in_flight
         self._slow_after_s = slow_after_s
-        self._in_flight = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._clients: set[Client] = set()
@@ -283,28 +279,16 @@ class Hub:
         return False
 
     # ------------------------------------------------------------------ sources
-    def offer(self, tenant: str, batch: SampleBatch, series_ids: Int32Array) -> None:
-        """The store's commit listener (writer thread): hand over to the loop, or skip."""
-        loop = self._loop
-        if loop is None or not self._feeds:
-            return
-        if self._in_flight >= self._max_in_flight:
-            self.stats.batches_dropped += 1
-            return
-        self._in_flight += 1
-        loop.call_soon_threadsafe(self._ingest, tenant, batch, series_ids)
-
-    def alert_event(self, _topic: str, msg: Mapping[str, object]) -> None:
-        """The bus subscriber for alert transitions (any thread)."""
-        loop = self._loop
-        if loop is not None:
-            loop.call_soon_threadsafe(self._alert, dict(msg))
-
-    def _alert(self, msg: dict[str, Any]) -> None:
+    def alert(self, msg: Mapping[str, Any]) -> None:
+        """An alert transition, to the tenant's clients that asked for alerts."""
         payload = orjson.dumps({"type": msg["type"], "data": msg["data"]})
         for c in list(self._clients):
             if c.alerts and c.tenant == msg.get("tenant"):
                 self._put(c, payload)
+
+    def dashboard_tenants(self) -> set[str]:
+        """The tenants some client watches the dashboard of."""
+        return {c.tenant for c in self._dashboards}
 
     def _feeds_changed(self) -> None:
         self._codes.clear()
@@ -331,10 +315,12 @@ class Hub:
             self._csr = (flat, np.cumsum(lens) - lens, lens)
         return self._csr
 
-    def _ingest(self, tenant: str, batch: SampleBatch, series_ids: Int32Array) -> None:
-        """Hand each feed the batch's rows of the series it wants, as columns: numpy per
-        batch, Python per feed (not per series or point)."""
-        self._in_flight -= 1
+    def ingest(self, tenant: str, batch: SampleBatch, series_ids: Int32Array) -> None:
+        """A committed batch (``series_ids``: the store's id of each of ``batch.series``).
+        Each feed gets the rows of the series it wants, as columns: numpy per batch, Python
+        per feed (not per series or point)."""
+        if not self._feeds:
+            return
         codes = self._codes.codes(batch, series_ids, lambda key: self._code(tenant, key))
         if not codes.any():
             return
@@ -375,14 +361,17 @@ class Hub:
             if now >= feed.due:
                 feed.due = feed.next_due(now)
                 self._update(feed)
-        boards: dict[str, bytes] = {}
+        boards: dict[str, bytes | None] = {}
         for c in list(self._dashboards):
             if now >= c.dashboard_due:
-                c.dashboard_due = now + c.dashboard_every_s
                 if c.tenant not in boards:
-                    boards[c.tenant] = orjson.dumps({
-                        "type": "dashboard_update", "data": dict(self._dashboard(c.tenant))})
-                self._put(c, boards[c.tenant])
+                    board = self._dashboard(c.tenant)
+                    boards[c.tenant] = None if board is None else orjson.dumps(
+                        {"type": "dashboard_update", "data": dict(board)})
+                payload = boards[c.tenant]
+                if payload is not None:  # else not known yet: the next tick
+                    c.dashboard_due = now + c.dashboard_every_s
+                    self._put(c, payload)
 
     def _update(self, feed: Feed) -> None:
         points = feed.take_points()

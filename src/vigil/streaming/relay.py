@@ -1,0 +1,178 @@
+"""The server's end of the fan-out process (``vigil.streaming.worker``).
+
+The process starts with the first WebSocket and is started again, after a crash, with
+the next one. The server hands it each accepted WebSocket (the socket itself) and feeds
+it what the hub needs: committed batches (the store's series ids and columns; a series'
+key the first time the process could need it), alert events, and the dashboard snapshots
+it asks for. It answers with its statistics, which ``stats`` keeps for ``/metrics``, and
+with first-message tokens to check (keys and signing secrets stay in the server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import logging
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import numpy as np
+import orjson
+
+from vigil.core.types import Int32Array, SampleBatch
+from vigil.streaming.channel import Message, Receiver, Sender, encode
+from vigil.streaming.hub import HubStats
+from vigil.streaming.worker import Options
+
+log = logging.getLogger("vigil.stream")
+
+# Checks a first-message token: the tenant, or raises with the reason.
+Verify = Callable[[str], Awaitable[str]]
+
+
+class Relay:
+    def __init__(self, dashboard: Callable[[str], Mapping[str, object]],
+                 options: Options = Options()) -> None:
+        self._dashboard = dashboard
+        self._options = options
+        self._lock = threading.Lock()  # the writer thread's batches vs a restart
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
+        self._sender: Sender | None = None
+        self._known = np.zeros(0, np.bool_)  # store ids whose key the process has
+        self._verify: dict[int, Verify] = {}
+        self._ids = itertools.count(1)
+        self._reported: dict[str, int] = vars(HubStats())
+        self._dropped = 0
+
+    @property
+    def pid(self) -> int | None:
+        """The fan-out process's, while it runs."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """The process's last report, and the batches the hand-over dropped."""
+        sender = self._sender
+        return {**self._reported,
+                "batches_dropped": self._dropped + (sender.dropped if sender else 0)}
+
+    # ------------------------------------------------------------------ sources
+    def offer(self, tenant: str, batch: SampleBatch, series_ids: Int32Array) -> None:
+        """The store's commit listener (writer thread): queue the batch, or drop it."""
+        if self._sender is None:
+            return
+        with self._lock:
+            sender = self._sender
+            if sender is None:
+                return
+            top = int(series_ids.max(initial=-1)) + 1
+            if top > len(self._known):
+                known = np.zeros(max(top, 2 * len(self._known)), np.bool_)
+                known[: len(self._known)] = self._known
+                self._known = known
+            new = np.flatnonzero(~self._known[series_ids])
+            keys = [[int(series_ids[j]), batch.series[j].key.name, batch.series[j].key.labels]
+                    for j in new.tolist()]
+            frame = encode("batch", {"tenant": tenant, "new": keys},
+                           [series_ids, batch.series_idx, batch.ts_ms, batch.value])
+            if sender.send(frame, droppable=True):
+                self._known[series_ids[new]] = True
+
+    def alert_event(self, _topic: str, msg: Mapping[str, object]) -> None:
+        """The bus subscriber for alert transitions (any thread)."""
+        sender = self._sender
+        if sender is not None:
+            sender.send(encode("alert", dict(msg)))
+
+    # ------------------------------------------------------------------ connections
+    def handoff(self, fd: int, tenant: str | None, deflate: dict[str, Any] | None,
+                verify: Verify) -> None:
+        """Give the process an accepted WebSocket (``fd``: a duplicate of its socket,
+        closed here) of ``tenant``, or of a client still to send its token (None)."""
+        sender = self._start()
+        cid = next(self._ids)
+        if tenant is None:
+            self._verify[cid] = verify
+        sender.send(encode("conn", {"cid": cid, "tenant": tenant, "deflate": deflate,
+                                    "fd": 1}), [fd])
+
+    def _start(self) -> Sender:
+        if self._sender is not None and self._proc is not None and self._proc.poll() is None:
+            return self._sender
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        opts = orjson.dumps(dataclasses.asdict(self._options)).decode()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "vigil.streaming.worker", str(theirs.fileno()), opts],
+            pass_fds=[theirs.fileno()])
+        theirs.close()
+        ours.setblocking(True)
+        receiver = Receiver(ours, self._on_message, self._on_eof)
+        asyncio.get_running_loop().add_reader(ours.fileno(), receiver.read)
+        with self._lock:
+            self._sock, self._sender = ours, Sender(ours)
+            self._known = np.zeros(0, np.bool_)
+        log.info("stream: fan-out process %d started", self._proc.pid)
+        return self._sender
+
+    def _on_eof(self) -> None:
+        """The process is gone (it crashed, or was told to stop)."""
+        with self._lock:
+            sock, sender = self._sock, self._sender
+            self._sock = self._sender = None
+        if sock is None:
+            return
+        asyncio.get_running_loop().remove_reader(sock.fileno())
+        if sender is not None:
+            self._dropped += sender.dropped
+            sender.close()
+        sock.close()
+        self._reported = vars(HubStats())
+        self._verify.clear()
+        code = self._proc.poll() if self._proc is not None else None
+        if code not in (None, 0):
+            log.error("stream: the fan-out process exited with %s; its clients were "
+                      "disconnected; it starts again with the next one", code)
+
+    def _on_message(self, msg: Message, _fds: list[int]) -> None:
+        kind, head, _ = msg
+        sender = self._sender
+        if sender is None:
+            return
+        if kind == "report":
+            self._reported = {k: int(v) for k, v in head["stats"].items()}
+            if head["boards"]:
+                sender.send(encode("boards", {t: dict(self._dashboard(t))
+                                              for t in head["boards"]}))
+        elif kind == "auth":
+            verify = self._verify.pop(head["cid"], None)
+            if verify is not None:
+                asyncio.get_running_loop().create_task(self._check(head["cid"], head["token"],
+                                                                   verify))
+
+    async def _check(self, cid: int, token: str, verify: Verify) -> None:
+        try:
+            answer: dict[str, Any] = {"cid": cid, "tenant": await verify(token)}
+        except Exception as err:  # the reason goes to the client in the close frame
+            answer = {"cid": cid, "error": str(err) or "unauthorized"}
+        sender = self._sender
+        if sender is not None:
+            sender.send(encode("auth", answer))
+
+    async def close(self) -> None:
+        """Tell clients the server is going, close them, and stop the process."""
+        proc, sender = self._proc, self._sender
+        if proc is None or sender is None:
+            return
+        sender.send(encode("close", {}))
+        try:
+            await asyncio.wait_for(asyncio.to_thread(proc.wait), 10)
+        except TimeoutError:
+            proc.kill()
+        self._on_eof()
