@@ -50,7 +50,8 @@ CLIENTS_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ws_cl
 class Clients:
     """``n`` subscribed clients in ``procs`` child processes."""
 
-    def __init__(self, port: int, n: int, procs: int, selectors: int) -> None:
+    def __init__(self, port: int, n: int, procs: int, selectors: int,
+                 extra: tuple[str, ...] = ()) -> None:
         self.procs: list[subprocess.Popen[str]] = []
         per = [n // procs + (1 if k < n % procs else 0) for k in range(procs)]
         offset = 0
@@ -58,7 +59,7 @@ class Clients:
             if k:
                 self.procs.append(subprocess.Popen(
                     [sys.executable, CLIENTS_SCRIPT, "--port", str(port), "--clients", str(k),
-                     "--offset", str(offset), "--selectors", str(selectors)],
+                     "--offset", str(offset), "--selectors", str(selectors), *extra],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
             offset += k
         self.connected = 0
@@ -97,6 +98,27 @@ class Clients:
                 p.wait(10)
 
 
+def fanout_pids(srv: Server) -> list[int]:
+    """The server's child processes: its fan-out process, once a client connected."""
+    try:
+        with open(f"/proc/{srv.pid}/task/{srv.pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def fanout_cpu_s(srv: Server) -> float:
+    return sum(float(rb.proc_cpu_s(p) or 0.0) for p in fanout_pids(srv))
+
+
+def fanout_mem(srv: Server) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for p in fanout_pids(srv):
+        for k, v in (rb.proc_status(p) or {}).items():
+            out[k] = round(out.get(k, 0.0) + v / 2**20, 1)
+    return out
+
+
 def fanout(a: argparse.Namespace, env: dict[str, str], n: int) -> dict[str, Any]:
     srv = Server(a.work, f"vigil-ws-{n}", env)
     clients: Clients | None = None
@@ -115,11 +137,12 @@ def fanout(a: argparse.Namespace, env: dict[str, str], n: int) -> dict[str, Any]
         time.sleep(a.warmup)
         m0 = metrics(srv.port)
         sent0, cpu0, t0 = sum(load.sent), srv.cpu_s(), time.perf_counter()
+        fcpu0 = fanout_cpu_s(srv)
         clients.tell("START")
         time.sleep(a.window)
         got = clients.results()
         wall = time.perf_counter() - t0
-        cpu1, sent1 = srv.cpu_s(), sum(load.sent)
+        cpu1, sent1, fcpu1 = srv.cpu_s(), sum(load.sent), fanout_cpu_s(srv)
         m1 = metrics(srv.port)
         delays = np.concatenate([np.asarray(g["delays_ms"]) for g in got])
         msgs = sum(g["messages"] for g in got)
@@ -134,8 +157,10 @@ def fanout(a: argparse.Namespace, env: dict[str, str], n: int) -> dict[str, Any]
                       "max": round(float(delays.max()), 1) if len(delays) else None},
             closed={k: v for g in got for k, v in g["closed"].items()},
             server_cpu_cores=round((cpu1 - cpu0) / wall, 2),
+            fanout_cpu_cores=round((fcpu1 - fcpu0) / wall, 2),
             client_cpu_cores=round(sum(g["cpu_s"] for g in got) / wall, 2),
             server_mem_mib=srv.mem(),
+            fanout_mem_mib=fanout_mem(srv),
             ingest_samples_per_s=round((sent1 - sent0) * LINES / wall),
             stream={k.removeprefix("vigil_stream_"): m1.get(k, 0) - (m0.get(k, 0)
                     if k.endswith("_total") else 0)
@@ -143,7 +168,8 @@ def fanout(a: argparse.Namespace, env: dict[str, str], n: int) -> dict[str, Any]
         load.stop()
         out["load"] = load.result()
         log(f"[fanout {n}] {out['messages_per_s']:,} msg/s, delay ms {out['delay_ms']}, "
-            f"server {out['server_cpu_cores']} cores {out['server_mem_mib']} MiB, clients "
+            f"server {out['server_cpu_cores']} cores {out['server_mem_mib']} MiB, fan-out "
+            f"{out['fanout_cpu_cores']} cores {out['fanout_mem_mib']} MiB, clients "
             f"{out['client_cpu_cores']} cores, ingest {out['ingest_samples_per_s']:,}/s")
     finally:
         if load is not None:
@@ -163,16 +189,17 @@ def throughput(a: argparse.Namespace, env: dict[str, str], n: int,
         warm = payloads[: max(2, len(payloads) // 20)]
         rb.send_all(srv.port, "/write?precision=ms", warm)  # untimed: series known
         if n:
-            clients = Clients(srv.port, n, a.procs, a.selectors)
+            clients = Clients(srv.port, n, a.procs, a.selectors, ("--count-only",))
             clients.wait_ready(600)
             clients.tell("START")
-        cpu0 = srv.cpu_s()
+        cpu0, fcpu0 = srv.cpu_s(), fanout_cpu_s(srv)
         timed = payloads[len(warm):]
         wall = float(rb.send_all(srv.port, "/write?precision=ms", timed))
-        cpu1 = srv.cpu_s()
+        cpu1, fcpu1 = srv.cpu_s(), fanout_cpu_s(srv)
         samples = sum(b.count(b"\n") for b in timed)
         out.update(samples=samples, wall_s=round(wall, 3), samples_per_s=round(samples / wall),
-                   server_cpu_cores=round((cpu1 - cpu0) / wall, 2), server_mem_mib=srv.mem())
+                   server_cpu_cores=round((cpu1 - cpu0) / wall, 2), server_mem_mib=srv.mem(),
+                   fanout_cpu_cores=round((fcpu1 - fcpu0) / wall, 2))
         if clients is not None:
             got = clients.results()
             out["messages"] = sum(g["messages"] for g in got)
@@ -187,14 +214,14 @@ def throughput(a: argparse.Namespace, env: dict[str, str], n: int,
 
 
 def markdown(res: dict[str, Any]) -> str:
-    lines = ["| clients | msg/s delivered | delay p50 / p99 / max ms | server CPU cores | "
-             "server RSS MiB (peak) | client CPU cores | paced ingest samples/s |",
+    lines = ["| clients | msg/s delivered | delay p50 / p99 / max ms | CPU cores: server + "
+             "fan-out | RSS MiB: server + fan-out | client CPU cores | paced ingest samples/s |",
              "| ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
     for f in res.get("fanout", []):
-        d, mem = f["delay_ms"], f["server_mem_mib"]
+        d, mem, fmem = f["delay_ms"], f["server_mem_mib"], f["fanout_mem_mib"]
         lines.append(f"| {f['connected']:,} | {f['messages_per_s']:,} | {d['p50']} / {d['p99']} "
-                     f"/ {d['max']} | {f['server_cpu_cores']} | {mem.get('VmRSS')} "
-                     f"({mem.get('VmHWM')}) | {f['client_cpu_cores']} | "
+                     f"/ {d['max']} | {f['server_cpu_cores']} + {f['fanout_cpu_cores']} | "
+                     f"{mem.get('VmRSS')} + {fmem.get('VmRSS')} | {f['client_cpu_cores']} | "
                      f"{f['ingest_samples_per_s']:,} |")
     for n, r in res.get("ratios", {}).items():
         lines.append(f"\ningest with {n} clients / without: {r['ratio']} "

@@ -65,8 +65,10 @@ class Stats:
 
 
 class Client(asyncio.Protocol):
-    def __init__(self, stats: Stats, subscribe: bytes, ready: asyncio.Future[None]) -> None:
+    def __init__(self, stats: Stats, subscribe: bytes, ready: asyncio.Future[None],
+                 count_only: bool) -> None:
         self.stats, self.subscribe, self.ready = stats, subscribe, ready
+        self.count_only = count_only
         self.buf = bytearray()
         self.upgraded = False
         self.transport: asyncio.Transport | None = None
@@ -121,6 +123,8 @@ class Client(asyncio.Protocol):
         if opcode == 0x1 or opcode == 0x2:
             st.messages += 1
             st.bytes += len(payload)
+            if self.count_only and self.ready.done():
+                return  # the throughput phase: what arrives, not when
             msg = orjson.loads(payload)
             kind = msg.get("type")
             if kind == "metrics_update":
@@ -155,7 +159,8 @@ async def run(a: argparse.Namespace) -> None:
             "updateFrequency": a.every}})
         async with gate:
             ready: asyncio.Future[None] = loop.create_future()
-            await loop.create_connection(lambda: Client(stats, sub, ready), HOST, a.port)
+            await loop.create_connection(lambda: Client(stats, sub, ready, a.count_only),
+                                         HOST, a.port)
             await asyncio.wait_for(ready, 60)
             stats.connected += 1
 
@@ -195,6 +200,8 @@ def main() -> None:
                     help="distinct selectors (shard=s0000..) the clients spread over")
     ap.add_argument("--every", type=float, default=1.0, help="updateFrequency, seconds")
     ap.add_argument("--connect-concurrency", type=int, default=200)
+    ap.add_argument("--count-only", action="store_true",
+                    help="after subscribing, count messages without parsing them")
     a = ap.parse_args()
     try:
         import uvloop
