@@ -106,6 +106,8 @@ _STREAM_COUNTERS = {  # vigil.streaming.hub.HubStats
     "refused": "Messages a full client's buffer refused",
     "coalesced": "Updates sent as the latest points after a client fell behind",
     "batches_dropped": "Committed batches skipped for streaming (hand-over full)",
+    "samples_forwarded": "Committed samples handed to the fan-out process (of series "
+                         "some live feed wants, or not yet known not to)",
     "slow_disconnects": "Live-stream clients disconnected for being too slow",
 }
 _STREAM_GAUGES = {

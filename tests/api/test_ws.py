@@ -303,3 +303,38 @@ def test_a_binary_message_gets_an_error(server: Server) -> None:
             assert err["type"] == "error" and err["data"]["field"] == "message"
 
     asyncio.run(run())
+
+
+def test_only_rows_some_feed_wants_go_to_the_fan_out_process(server: Server) -> None:
+    stream = server.components.stream
+
+    async def forwarded_after(lines: str) -> int:
+        before = stream.stats["samples_forwarded"]
+        await asyncio.to_thread(write, server, lines)
+        return stream.stats["samples_forwarded"] - before
+
+    async def run() -> None:
+        now = int(time.time())
+        noise = "".join(f"disk,host=h{i} used={i} {now}\n" for i in range(200))
+        async with connect(ws_url(server)) as ws:
+            await asyncio.sleep(0.3)  # no feed yet: nothing is wanted
+            assert await forwarded_after(noise) == 0
+            await ask(ws, {"type": "subscribe", "data": {
+                "metrics": [{"name": "load_avg"}], "updateFrequency": 0.1}})
+            # A new feed may want anything: everything goes until the process has
+            # looked at the series, then only what it wants.
+            deadline = time.monotonic() + 10
+            while await forwarded_after(noise) > 0:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.3)
+            assert await forwarded_after(f"load,host=a avg=1 {now}\n{noise}") == 1
+            assert (await recv(ws, "metrics_update"))["data"]["series"][0]["name"] == "load_avg"
+            await ask(ws, {"type": "subscribe", "data": {  # disk is wanted now: "subscribed"
+                "metrics": [{"name": "disk_used"}], "updateFrequency": 0.1}})  # means sent
+            await asyncio.to_thread(write, server, f"disk,host=h1 used=42 {now + 1}")
+            u = await recv(ws, "metrics_update")
+            while u["data"]["series"][0]["name"] != "disk_used":
+                u = await recv(ws, "metrics_update")
+            assert u["data"]["series"][0]["points"][-1][1] == 42
+
+    asyncio.run(run())

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 
 from vigil.core.types import Int32Array, Int64Array, SampleBatch, SeriesKey
 
@@ -21,10 +22,16 @@ UNKNOWN = -1
 class SeriesCodes:
     def __init__(self) -> None:
         self._lut: Int64Array = np.full(0, UNKNOWN, np.int64)
+        self.version = 0  # changes whenever a code is forgotten or resolved
 
     def clear(self) -> None:
         """Forget every code (what they meant changed): each is resolved again."""
         self._lut.fill(UNKNOWN)
+        self.version += 1
+
+    def having(self, code: int) -> npt.NDArray[np.bool_]:
+        """Which ids (by index) are known to have ``code``."""
+        return np.asarray(self._lut == code, np.bool_)
 
     def codes(self, batch: SampleBatch, series_ids: Int32Array,
               resolve: Callable[[SeriesKey], int]) -> Int64Array:
@@ -41,4 +48,5 @@ class SeriesCodes:
             for j in miss.tolist():
                 code[j] = resolve(batch.series[j].key)
             self._lut[series_ids[miss]] = code[miss]
+            self.version += 1
         return code

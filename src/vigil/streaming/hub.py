@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 
 from vigil.core.matchers import Matcher, MatcherIndex
@@ -285,6 +286,16 @@ class Hub:
         for c in list(self._clients):
             if c.alerts and c.tenant == msg.get("tenant"):
                 self._put(c, payload)
+
+    @property
+    def wants_version(self) -> tuple[int, int]:
+        """Changes whenever ``unwanted`` may have (a new feed can want any series)."""
+        return self._codes.version, len(self._feeds)
+
+    def unwanted(self) -> npt.NDArray[np.bool_] | None:
+        """Store ids (by index) of series known to be wanted by no feed; None: no feed
+        wants anything."""
+        return self._codes.having(0) if self._feeds else None
 
     def dashboard_tenants(self) -> set[str]:
         """The tenants some client watches the dashboard of."""

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 
 from vigil.core.types import Int32Array, SampleBatch
@@ -49,6 +50,10 @@ class Relay:
         self._ids = itertools.count(1)
         self._reported: dict[str, int] = vars(HubStats())
         self._dropped = 0
+        self._forwarded = 0
+        # Series no feed wants, by store id (their rows are not sent); None: no feed at
+        # all. Until the process says, everything is sent.
+        self._mute: npt.NDArray[np.bool_] | None = np.zeros(0, np.bool_)
 
     @property
     def pid(self) -> int | None:
@@ -60,7 +65,7 @@ class Relay:
     def stats(self) -> dict[str, int]:
         """The process's last report, and the batches the hand-over dropped."""
         sender = self._sender
-        return {**self._reported,
+        return {**self._reported, "samples_forwarded": self._forwarded,
                 "batches_dropped": self._dropped + (sender.dropped if sender else 0)}
 
     # ------------------------------------------------------------------ sources
@@ -69,21 +74,31 @@ class Relay:
         if self._sender is None:
             return
         with self._lock:
-            sender = self._sender
-            if sender is None:
+            sender, mute = self._sender, self._mute
+            if sender is None or mute is None:
                 return
+            muted = np.zeros(len(series_ids), np.bool_)
+            inside = series_ids < len(mute)
+            muted[inside] = mute[series_ids[inside]]
+            idx, ts, value = batch.series_idx, batch.ts_ms, batch.value
+            if muted.any():
+                rows = ~muted[idx]
+                if not rows.any():
+                    return
+                idx, ts, value = idx[rows], ts[rows], value[rows]
             top = int(series_ids.max(initial=-1)) + 1
             if top > len(self._known):
                 known = np.zeros(max(top, 2 * len(self._known)), np.bool_)
                 known[: len(self._known)] = self._known
                 self._known = known
-            new = np.flatnonzero(~self._known[series_ids])
+            new = np.flatnonzero(~self._known[series_ids] & ~muted)
             keys = [[int(series_ids[j]), batch.series[j].key.name, batch.series[j].key.labels]
                     for j in new.tolist()]
             frame = encode("batch", {"tenant": tenant, "new": keys},
-                           [series_ids, batch.series_idx, batch.ts_ms, batch.value])
+                           [series_ids, idx, ts, value])
             if sender.send(frame, droppable=True):
                 self._known[series_ids[new]] = True
+                self._forwarded += len(ts)
 
     def alert_event(self, _topic: str, msg: Mapping[str, object]) -> None:
         """The bus subscriber for alert transitions (any thread)."""
@@ -118,6 +133,7 @@ class Relay:
         with self._lock:
             self._sock, self._sender = ours, Sender(ours)
             self._known = np.zeros(0, np.bool_)
+            self._mute = np.zeros(0, np.bool_)
         log.info("stream: fan-out process %d started", self._proc.pid)
         return self._sender
 
@@ -141,11 +157,17 @@ class Relay:
                       "disconnected; it starts again with the next one", code)
 
     def _on_message(self, msg: Message, _fds: list[int]) -> None:
-        kind, head, _ = msg
+        kind, head, cols = msg
         sender = self._sender
         if sender is None:
             return
-        if kind == "report":
+        if kind == "mute":
+            mute = None if head["all"] else np.unpackbits(cols[0], count=head["n"]).astype(
+                np.bool_)
+            with self._lock:
+                self._mute = mute
+            sender.send(encode("muted", {"seq": head["seq"]}))
+        elif kind == "report":
             self._reported = {k: int(v) for k, v in head["stats"].items()}
             if head["boards"]:
                 sender.send(encode("boards", {t: dict(self._dashboard(t))

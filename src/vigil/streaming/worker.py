@@ -23,7 +23,7 @@ import os
 import socket
 import struct
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -212,8 +212,13 @@ class Connection(asyncio.Protocol):
         except InvalidInput as err:
             p = err.problems[0]
             reply = {"type": "error", "data": {"message": p.reason, "field": p.field}}
-        if reply is not None:
+        told = self._fanout.tell_wants()  # a new feed: its series may be muted
+        if reply is None:
+            return
+        if told is None:
             self._reply(reply)
+        else:
+            self._fanout.after_ack(told, lambda: self._reply(reply))
 
     def _reply(self, msg: dict[str, Any]) -> None:
         if self.client is not None:
@@ -253,6 +258,7 @@ class Connection(asyncio.Protocol):
 
     def _join(self, tenant: str) -> None:
         self.client = self._fanout.hub.connect(tenant, self)
+        self._fanout.tell_wants()
         self._watch = asyncio.get_running_loop().create_task(self._closed(self.client))
 
     async def _closed(self, c: Client) -> None:
@@ -271,6 +277,33 @@ class Fanout:
         self._sender = Sender(sock)
         self._receiver = Receiver(sock, self._on_message, self._on_eof)
         self._done = asyncio.Event()
+        self._told: tuple[int, int] | None = None  # the wants the server last heard of
+        self._told_seq = 0
+        self._acked_seq = 0
+        self._after_ack: list[tuple[int, Callable[[], None]]] = []
+
+    def tell_wants(self) -> int | None:
+        """Tell the server which series no feed wants, so that it does not send their
+        rows: after a change of feeds at once (a new feed may want anything), else with
+        the reports. The number of what was told, if anything was."""
+        version = self.hub.wants_version
+        if version == self._told:
+            return None
+        self._told = version
+        self._told_seq += 1
+        unwanted = self.hub.unwanted()
+        head: dict[str, Any] = {"seq": self._told_seq, "all": unwanted is None}
+        self._sender.send(encode("mute", head) if unwanted is None else encode(
+            "mute", {**head, "n": len(unwanted)}, [np.packbits(unwanted)]))
+        return self._told_seq
+
+    def after_ack(self, seq: int, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once the server has applied what was told as ``seq``: a client told
+        "subscribed" can count on every point committed from then on."""
+        if seq <= self._acked_seq:
+            fn()
+        else:
+            self._after_ack.append((seq, fn))
 
     def _board(self, tenant: str) -> dict[str, Any] | None:
         return self._boards.get(tenant)
@@ -292,6 +325,7 @@ class Fanout:
     async def _report(self) -> None:
         while True:
             await asyncio.sleep(REPORT_S)
+            self.tell_wants()
             self._sender.send(encode("report", {"stats": vars(self.hub.stats),
                                                 "boards": sorted(self.hub.dashboard_tenants())}))
 
@@ -319,6 +353,12 @@ class Fanout:
             conn = self.conns.get(head["cid"])
             if conn is not None:
                 conn.authenticated(head.get("tenant"), head.get("error"))
+        elif kind == "muted":
+            self._acked_seq = max(self._acked_seq, head["seq"])
+            due = [fn for seq, fn in self._after_ack if seq <= self._acked_seq]
+            self._after_ack = [(q, fn) for q, fn in self._after_ack if q > self._acked_seq]
+            for fn in due:
+                fn()
         elif kind == "close":
             self._done.set()
 
