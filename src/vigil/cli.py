@@ -20,6 +20,7 @@ from vigil import config
 from vigil.client import Client
 from vigil.config import ConfigError, Settings
 from vigil.core.errors import VigilError
+from vigil.core.logs import setup_logging
 
 if TYPE_CHECKING:
     from vigil.app import Components
@@ -43,29 +44,6 @@ def _settings(config_path: Path | None, **overrides: Any) -> Settings:
     except ConfigError as e:
         err.print(f"[red]config error:[/] {e}")
         raise typer.Exit(2) from e
-
-
-def _setup_logging(settings: Settings) -> None:
-    handler = logging.StreamHandler()
-    if settings.log_format == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(settings.log_level.upper())
-
-
-class _JsonFormatter(logging.Formatter):
-    _SKIP = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        doc = {"ts": self.formatTime(record), "level": record.levelname,
-               "logger": record.name, "msg": record.getMessage()}
-        doc.update({k: v for k, v in record.__dict__.items() if k not in self._SKIP})
-        if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
-        return json.dumps(doc, default=str)
 
 
 def _open_components(settings: Settings) -> Components:
@@ -113,7 +91,7 @@ def _serve(settings: Settings, demo: bool) -> None:
     from vigil.api.server import create_app
     from vigil.security.exposure import check_exposure
 
-    _setup_logging(settings)
+    setup_logging(settings.log_level, settings.log_format)
     c = _open_components(settings)
     log = logging.getLogger("vigil")
     try:

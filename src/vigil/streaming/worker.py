@@ -35,6 +35,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from vigil.core.errors import InvalidInput
+from vigil.core.logs import setup_logging
 from vigil.core.types import SampleBatch, SeriesKey, SeriesMeta
 from vigil.streaming.channel import Message, Receiver, Sender, encode
 from vigil.streaming.hub import Client, Hub
@@ -55,6 +56,8 @@ class Options:
     slow_after_s: float = 10.0
     ping_interval_s: float = 20.0
     max_message_bytes: int = 1 << 20
+    log_level: str = "info"
+    log_format: str = "text"
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -382,7 +385,7 @@ def _log_failure(task: asyncio.Task[Any]) -> None:
 def main(argv: Sequence[str] = sys.argv[1:]) -> None:
     fd, options = int(argv[0]), Options(**orjson.loads(argv[1]))
     os.nice(NICE)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    setup_logging(options.log_level, options.log_format)
     sock = socket.socket(fileno=fd)
 
     async def run() -> None:
