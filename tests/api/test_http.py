@@ -165,6 +165,7 @@ def test_operations_endpoints(http: httpx.Client) -> None:
     assert "vigil_store_commits_total" in metrics
     status = http.get("/api/v1/status").json()
     assert status["store"]["committed_samples"] == 36
+    assert status["stream"]["pid"] is None and status["stream"]["clients"] == 0  # no client yet
     rollups = http.get("/api/v1/rollups/status").json()
     assert rollups["tiers"]["5m"]["stale_buckets"] > 0
     trig = http.post("/api/v1/rollups/trigger").json()

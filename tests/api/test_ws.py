@@ -268,6 +268,8 @@ def test_the_fan_out_process_starts_again_after_a_crash(server: Server) -> None:
             await asyncio.sleep(0.05)
         ws = await subscribed()  # ... and the next one starts it again
         assert server.components.stream.pid not in (None, pid)
+        status = await asyncio.to_thread(httpx.get, server.url + "/api/v1/status")
+        assert status.json()["stream"]["pid"] == server.components.stream.pid
         await asyncio.to_thread(write, server, f"load,host=a avg=4.5 {int(time.time())}")
         u = await recv(ws, "metrics_update")
         assert u["data"]["series"][0]["points"][0][1] == 4.5

@@ -55,7 +55,7 @@ async def own_metrics(c: Deps) -> Response:
     return Response(generate_latest(c.telemetry.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/api/v1/status", summary="Version, uptime, store and rollup state")
+@router.get("/api/v1/status", summary="Version, uptime, store, live-stream and retention state")
 async def status(c: Deps) -> Response:
     s = c.settings
     return json_response({
@@ -65,6 +65,8 @@ async def status(c: Deps) -> Response:
         "data_dir": str(s.data_path.resolve()),
         "schema_version": c.store.schema_version(),
         "store": c.store.stats(),
+        # the fan-out process (live WebSockets): null pid until the first client
+        "stream": {"pid": c.stream.pid, **c.stream.stats},
         "retention_s": {"raw": s.retention_raw, "5m": s.retention_5m, "1h": s.retention_1h,
                         "1d": s.retention_1d},
     })
