@@ -262,10 +262,8 @@ def test_the_fan_out_process_starts_again_after_a_crash(server: Server) -> None:
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(ConnectionClosed):  # its clients are cut off ...
             await recv(ws, timeout_s=10)
-        deadline = time.monotonic() + 10
-        while server.components.stream.pid is not None:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        # (the next client may come before or after the server has read the end of the
+        # dead process's channel: either way it starts a new one)
         ws = await subscribed()  # ... and the next one starts it again
         assert server.components.stream.pid not in (None, pid)
         status = await asyncio.to_thread(httpx.get, server.url + "/api/v1/status")

@@ -121,6 +121,14 @@ class Relay:
     def _start(self) -> Sender:
         if self._sender is not None and self._proc is not None and self._proc.poll() is None:
             return self._sender
+        if self._sock is not None:  # it died, and its end of the channel was not read yet
+            self._on_eof(self._sock)
+        if self._proc is not None:  # gone, or going: reap it
+            try:
+                self._proc.wait(1)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         opts = orjson.dumps(dataclasses.asdict(self._options)).decode()
         self._proc = subprocess.Popen(
@@ -128,7 +136,7 @@ class Relay:
             pass_fds=[theirs.fileno()])
         theirs.close()
         ours.setblocking(True)
-        receiver = Receiver(ours, self._on_message, self._on_eof)
+        receiver = Receiver(ours, self._on_message, lambda: self._on_eof(ours))
         asyncio.get_running_loop().add_reader(ours.fileno(), receiver.read)
         with self._lock:
             self._sock, self._sender = ours, Sender(ours)
@@ -137,14 +145,20 @@ class Relay:
         log.info("stream: fan-out process %d started", self._proc.pid)
         return self._sender
 
-    def _on_eof(self) -> None:
-        """The process is gone (it crashed, or was told to stop)."""
-        with self._lock:
-            sock, sender = self._sock, self._sender
-            self._sock = self._sender = None
-        if sock is None:
+    def _on_eof(self, sock: socket.socket) -> None:
+        """The process on the other end of ``sock`` is gone (it crashed, or was told to
+        stop); a channel already replaced by a new process's is only closed."""
+        if sock.fileno() < 0:
             return
         asyncio.get_running_loop().remove_reader(sock.fileno())
+        with self._lock:
+            current = sock is self._sock
+            sender = self._sender if current else None
+            if current:
+                self._sock = self._sender = None
+        if not current:
+            sock.close()
+            return
         if sender is not None:
             self._dropped += sender.dropped
             sender.close()
@@ -197,4 +211,5 @@ class Relay:
             await asyncio.wait_for(asyncio.to_thread(proc.wait), 10)
         except TimeoutError:
             proc.kill()
-        self._on_eof()
+        if self._sock is not None:
+            self._on_eof(self._sock)
