@@ -125,7 +125,8 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
     store.listeners.append(alerting.offer)
     stream = Relay(_dashboard(store, alerting), StreamOptions(
         client_buffer_bytes=settings.stream_client_buffer_bytes,
-        slow_after_s=settings.stream_slow_after, log_level=settings.log_level,
+        slow_after_s=settings.stream_slow_after, ping_interval_s=settings.stream_ping_interval,
+        log_level=settings.log_level,
         log_format=settings.log_format))
     store.listeners.append(stream.offer)
     bus.subscribe(LIFECYCLE_TOPIC, stream.alert_event)

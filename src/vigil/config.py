@@ -128,6 +128,9 @@ SETTINGS: tuple[Setting, ...] = (
             "are coalesced to the latest points (see docs/streaming.md)."),
     Setting("stream_slow_after", 10.0, _duration_s,
             "A live-stream client whose buffer stays full this long is disconnected."),
+    Setting("stream_ping_interval", 20.0, _duration_s,
+            "The live stream pings each client this often and closes (1011) one that has "
+            "not answered the previous ping."),
     Setting("stream_compression", False, _bool,
             "permessage-deflate for WebSocket clients that offer it: fewer bytes on slow "
             "links, but zlib state per connection and a compression per client and message."),
@@ -199,6 +202,7 @@ class Settings:
     query_cache_max_bytes: int
     stream_client_buffer_bytes: int
     stream_slow_after: float
+    stream_ping_interval: float
     stream_compression: bool
     tasks_max_period_hours: int
     tasks_max_results: int

@@ -338,3 +338,21 @@ def test_only_rows_some_feed_wants_go_to_the_fan_out_process(server: Server) -> 
             assert u["data"]["series"][0]["points"][-1][1] == 42
 
     asyncio.run(run())
+
+
+def test_a_client_that_does_not_answer_pings_is_closed(tmp_path: Path) -> None:
+    c = build(make_settings(tmp_path, stream_ping_interval="0.3s"), start_maintenance=False)
+    try:
+        with Server(c) as server:
+            s = _raw_ws(server.port, rcvbuf=1 << 16)  # reads, but never answers a ping
+            assert _close_reason(s, 10) == "1011 keepalive ping timeout"
+            s.close()
+
+            async def answering() -> None:  # the library answers pings: it stays
+                async with connect(ws_url(server)) as ws:
+                    await asyncio.sleep(1.2)
+                    assert (await ask(ws, {"type": "ping"}))["type"] == "pong"
+
+            asyncio.run(answering())
+    finally:
+        c.close()

@@ -105,7 +105,8 @@ class Connection(asyncio.Protocol):
         self._asked = False  # the token went to the server for checking
         self._pending: list[bytes] = []  # messages after ``auth``, until it is checked
         self._awaiting_pong = False
-        self._timers: list[asyncio.TimerHandle] = []
+        self._timers: list[asyncio.TimerHandle] = []  # one-shot: auth, close
+        self._pinger: asyncio.TimerHandle | None = None
         self._watch: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ Outbox
@@ -130,7 +131,7 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
         loop = asyncio.get_running_loop()
-        self._timers.append(loop.call_later(self._fanout.options.ping_interval_s, self._ping))
+        self._pinger = loop.call_later(self._fanout.options.ping_interval_s, self._ping)
         if self.tenant is not None:
             self._join(self.tenant)
         else:
@@ -159,7 +160,7 @@ class Connection(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for h in self._timers:
+        for h in [*self._timers, *([self._pinger] if self._pinger else [])]:
             h.cancel()
         if self._watch is not None:
             self._watch.cancel()
@@ -197,8 +198,8 @@ class Connection(asyncio.Protocol):
         if self._proto.state is State.OPEN:
             self._proto.send_ping(b"vigil")
             self._write_out()
-        self._timers.append(asyncio.get_running_loop().call_later(
-            self._fanout.options.ping_interval_s, self._ping))
+        self._pinger = asyncio.get_running_loop().call_later(
+            self._fanout.options.ping_interval_s, self._ping)
 
     def _message(self, raw: bytes) -> None:
         if self.client is None:
