@@ -301,6 +301,10 @@ def test_a_binary_message_gets_an_error(server: Server) -> None:
         async with connect(ws_url(server)) as ws:
             err = await ask(ws, b"\x00\x01")
             assert err["type"] == "error" and err["data"]["field"] == "message"
+            await ws.send([b"\x00", b"\x01"])  # fragmented: one error for the message
+            assert (await recv(ws))["type"] == "error"
+            await ws.send(['{"type": ', '"ping"}'])  # a fragmented text message is read whole
+            assert (await recv(ws))["type"] == "pong"
 
     asyncio.run(run())
 

@@ -101,7 +101,8 @@ class Connection(asyncio.Protocol):
         self._max = o.client_buffer_bytes
         self._transport: asyncio.Transport | None = None
         self.client: Client | None = None
-        self._parts: list[bytes] = []
+        self._parts: list[bytes] = []  # a fragmented text message so far
+        self._binary = False  # within a binary message (its fragments are skipped)
         self._asked = False  # the token went to the server for checking
         self._pending: list[bytes] = []  # messages after ``auth``, until it is checked
         self._awaiting_pong = False
@@ -142,14 +143,16 @@ class Connection(asyncio.Protocol):
         for frame in self._proto.events_received():
             if not isinstance(frame, Frame):
                 continue
-            if frame.opcode in (Opcode.TEXT, Opcode.CONT):
+            if frame.opcode is Opcode.BINARY or (frame.opcode is Opcode.CONT and self._binary):
+                self._binary = not frame.fin
+                if frame.fin:
+                    self._reply({"type": "error", "data": {
+                        "message": "messages are JSON text", "field": "message"}})
+            elif frame.opcode in (Opcode.TEXT, Opcode.CONT):
                 self._parts.append(bytes(frame.data))
                 if frame.fin:
                     raw, self._parts = b"".join(self._parts), []
                     self._message(raw)
-            elif frame.opcode is Opcode.BINARY:
-                self._reply({"type": "error", "data": {
-                    "message": "messages are JSON text", "field": "message"}})
             elif frame.opcode is Opcode.PONG:
                 self._awaiting_pong = False
         self._write_out()
