@@ -192,6 +192,7 @@ class Hub:
         # Which feeds want a series: a code per store id, naming a set of feed slots,
         # kept flat with offsets (CSR) so a batch maps to (row, feed) pairs with numpy.
         self._codes = SeriesCodes()
+        self._generation = 0  # of the feed set
         self._feed_sets: list[tuple[int, ...]] = [()]
         self._set_code: dict[tuple[int, ...], int] = {(): 0}
         self._csr: tuple[Int64Array, Int64Array, Int64Array] | None = None  # flat, off, len
@@ -289,8 +290,9 @@ class Hub:
 
     @property
     def wants_version(self) -> tuple[int, int]:
-        """Changes whenever ``unwanted`` may have (a new feed can want any series)."""
-        return self._codes.version, len(self._feeds)
+        """(series looked up, feeds changed): changes whenever ``unwanted`` may have —
+        the second part when a feed came or went, after which any series may be wanted."""
+        return self._codes.version, self._generation
 
     def unwanted(self) -> npt.NDArray[np.bool_] | None:
         """Store ids (by index) of series known to be wanted by no feed; None: no feed
@@ -302,6 +304,7 @@ class Hub:
         return {c.tenant for c in self._dashboards}
 
     def _feeds_changed(self) -> None:
+        self._generation += 1
         self._codes.clear()
         self._feed_sets, self._set_code, self._csr = [()], {(): 0}, None
         self.stats.feeds = len(self._feeds)

@@ -219,7 +219,7 @@ class Connection(asyncio.Protocol):
         except InvalidInput as err:
             p = err.problems[0]
             reply = {"type": "error", "data": {"message": p.reason, "field": p.field}}
-        told = self._fanout.tell_wants()  # a new feed: its series may be muted
+        told = self._fanout.tell_wants(feeds_only=True)  # a new feed: unmute first
         if reply is None:
             return
         if told is None:
@@ -265,7 +265,7 @@ class Connection(asyncio.Protocol):
 
     def _join(self, tenant: str) -> None:
         self.client = self._fanout.hub.connect(tenant, self)
-        self._fanout.tell_wants()
+        self._fanout.tell_wants(feeds_only=True)
         self._watch = asyncio.get_running_loop().create_task(self._closed(self.client))
 
     async def _closed(self, c: Client) -> None:
@@ -284,17 +284,17 @@ class Fanout:
         self._sender = Sender(sock)
         self._receiver = Receiver(sock, self._on_message, self._on_eof)
         self._done = asyncio.Event()
-        self._told: tuple[int, int] | None = None  # the wants the server last heard of
+        self._told = (-1, -1)  # the wants (``Hub.wants_version``) the server last heard of
         self._told_seq = 0
         self._acked_seq = 0
         self._after_ack: list[tuple[int, Callable[[], None]]] = []
 
-    def tell_wants(self) -> int | None:
+    def tell_wants(self, feeds_only: bool = False) -> int | None:
         """Tell the server which series no feed wants, so that it does not send their
-        rows: after a change of feeds at once (a new feed may want anything), else with
-        the reports. The number of what was told, if anything was."""
+        rows: after a change of feeds at once (``feeds_only``: a new feed may want
+        anything), else with the reports. The number of what was told, if anything was."""
         version = self.hub.wants_version
-        if version == self._told:
+        if version[1] == self._told[1] and (feeds_only or version[0] == self._told[0]):
             return None
         self._told = version
         self._told_seq += 1
