@@ -10,6 +10,7 @@ the handshake's answer, so every byte the client sends after it reaches that pro
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from typing import Any
 
@@ -19,6 +20,7 @@ from vigil.api.auth import PUBLIC, TENANT_HEADER, authenticate_websocket, token_
 from vigil.api.raw_send import RAW_SEND
 from vigil.app import Components
 from vigil.core.errors import Forbidden, Unauthorized
+from vigil.security.scopes import Principal
 
 # The socket authenticates itself (header or first message); HTTP's guard stands aside.
 router = APIRouter(dependencies=[PUBLIC])
@@ -37,13 +39,14 @@ async def stream(ws: WebSocket) -> None:
     tenant: str | None = None
     if not c.auth.enabled or _has_credential(ws):
         try:
-            principal = await authenticate_websocket(ws)
+            principal = await authenticate_websocket(ws)  # closes the socket if refused
         except (Unauthorized, Forbidden):
             return
-        if not principal.allows(SCOPE):
-            await ws.close(code=1008, reason=f"the {SCOPE!r} scope is needed")
+        try:
+            tenant = _scoped(principal)
+        except Forbidden as err:
+            await ws.close(code=1008, reason=str(err)[:120])
             return
-        tenant = principal.tenant
     transport.pause_reading()  # what the client sends next is the fan-out process's
     await ws.accept()
     deadline = asyncio.get_running_loop().time() + _FLUSH_TIMEOUT_S
@@ -52,18 +55,22 @@ async def stream(ws: WebSocket) -> None:
             transport.abort()
             return
         await asyncio.sleep(0.005)
-    deflate = _deflate(conn)
     fd = os.dup(transport.get_extra_info("socket").fileno())
-    header = ws.headers.get(TENANT_HEADER)
-
-    async def verify(token: str) -> str:
-        p = await token_tenant(c, token, header)
-        if not p.allows(SCOPE):
-            raise Forbidden(f"the {SCOPE!r} scope is needed", SCOPE)
-        return p.tenant
-
-    c.stream.handoff(fd, tenant, deflate, verify)
+    c.stream.handoff(fd, tenant, ws.headers.get(TENANT_HEADER), _deflate(conn),
+                     functools.partial(_verify, c))
     transport.abort()  # this process's copy only: the socket lives on in the other
+
+
+def _scoped(p: Principal) -> str:
+    """The tenant of ``p``, which must hold the stream's scope."""
+    if not p.allows(SCOPE):
+        raise Forbidden(f"the {SCOPE!r} scope is needed", SCOPE)
+    return p.tenant
+
+
+async def _verify(c: Components, token: str, tenant_header: str | None) -> str:
+    """A first-message token, checked for the fan-out process."""
+    return _scoped(await token_tenant(c, token, tenant_header))
 
 
 def _has_credential(ws: WebSocket) -> bool:

@@ -99,9 +99,11 @@ class Feed:
         each, then only the latest); they are left in ``points`` until the next update."""
         points = self.points
         for c in self.chunks:
-            series = c.series
+            # Keys once per series of the chunk, not per point (``series`` may look each
+            # up by store id).
+            keys = {j: c.series[j].key for j in np.unique(c.j).tolist()}
             for j, t, v in zip(c.j.tolist(), c.ts.tolist(), c.value.tolist(), strict=True):
-                key = series[j].key
+                key = keys[j]
                 buf = points.get(key)
                 if buf is None:
                     points[key] = [[t, v]]

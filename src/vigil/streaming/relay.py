@@ -32,8 +32,9 @@ from vigil.streaming.worker import Options
 
 log = logging.getLogger("vigil.stream")
 
-# Checks a first-message token: the tenant, or raises with the reason.
-Verify = Callable[[str], Awaitable[str]]
+# Checks a first-message token (and the upgrade request's X-Vigil-Tenant, if any): the
+# tenant, or raises with the reason.
+Verify = Callable[[str, str | None], Awaitable[str]]
 
 
 class Relay:
@@ -46,7 +47,7 @@ class Relay:
         self._sock: socket.socket | None = None
         self._sender: Sender | None = None
         self._known = np.zeros(0, np.bool_)  # store ids whose key the process has
-        self._verify: dict[int, Verify] = {}
+        self._verify: Verify | None = None  # the API's, given with the first hand-over
         self._ids = itertools.count(1)
         self._reported: dict[str, int] = vars(HubStats())
         self._dropped = 0
@@ -107,15 +108,15 @@ class Relay:
             sender.send(encode("alert", dict(msg)))
 
     # ------------------------------------------------------------------ connections
-    def handoff(self, fd: int, tenant: str | None, deflate: dict[str, Any] | None,
-                verify: Verify) -> None:
+    def handoff(self, fd: int, tenant: str | None, tenant_header: str | None,
+                deflate: dict[str, Any] | None, verify: Verify) -> None:
         """Give the process an accepted WebSocket (``fd``: a duplicate of its socket,
-        closed here) of ``tenant``, or of a client still to send its token (None)."""
+        closed here) of ``tenant``, or of a client still to send its token (None), which
+        ``verify`` will check with ``tenant_header``."""
         sender = self._start()
-        cid = next(self._ids)
-        if tenant is None:
-            self._verify[cid] = verify
-        sender.send(encode("conn", {"cid": cid, "tenant": tenant, "deflate": deflate,
+        self._verify = verify
+        sender.send(encode("conn", {"cid": next(self._ids), "tenant": tenant,
+                                    "tenant_header": tenant_header, "deflate": deflate,
                                     "fd": 1}), [fd])
 
     def _start(self) -> Sender:
@@ -164,7 +165,6 @@ class Relay:
             sender.close()
         sock.close()
         self._reported = vars(HubStats())
-        self._verify.clear()
         code = self._proc.poll() if self._proc is not None else None
         if code not in (None, 0):
             log.error("stream: the fan-out process exited with %s; its clients were "
@@ -187,14 +187,14 @@ class Relay:
                 sender.send(encode("boards", {t: dict(self._dashboard(t))
                                               for t in head["boards"]}))
         elif kind == "auth":
-            verify = self._verify.pop(head["cid"], None)
+            verify = self._verify
             if verify is not None:
-                asyncio.get_running_loop().create_task(self._check(head["cid"], head["token"],
-                                                                   verify))
+                asyncio.get_running_loop().create_task(
+                    self._check(head["cid"], verify(head["token"], head.get("tenant_header"))))
 
-    async def _check(self, cid: int, token: str, verify: Verify) -> None:
+    async def _check(self, cid: int, verified: Awaitable[str]) -> None:
         try:
-            answer: dict[str, Any] = {"cid": cid, "tenant": await verify(token)}
+            answer: dict[str, Any] = {"cid": cid, "tenant": await verified}
         except Exception as err:  # the reason goes to the client in the close frame
             answer = {"cid": cid, "error": str(err) or "unauthorized"}
         sender = self._sender

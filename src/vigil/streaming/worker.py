@@ -91,8 +91,9 @@ class Connection(asyncio.Protocol):
     """One WebSocket, open since the server's handshake; also the hub's ``Outbox``."""
 
     def __init__(self, fanout: Fanout, cid: int, tenant: str | None,
-                 deflate: dict[str, Any] | None) -> None:
+                 tenant_header: str | None, deflate: dict[str, Any] | None) -> None:
         self._fanout, self.cid, self.tenant = fanout, cid, tenant
+        self._tenant_header = tenant_header  # X-Vigil-Tenant, for a first-message token
         o = fanout.options
         self._proto = ServerProtocol(state=State.OPEN, max_size=o.max_message_bytes)
         if deflate:  # negotiated in the server's handshake: nothing compressed yet
@@ -246,7 +247,7 @@ class Connection(asyncio.Protocol):
             self.close(1008, 'send {"type": "auth", "token": ...} first')
             return
         self._asked = True
-        self._fanout.ask_auth(self.cid, token)
+        self._fanout.ask_auth(self.cid, token, self._tenant_header)
 
     def authenticated(self, tenant: str | None, error: str | None) -> None:
         pending, self._pending = self._pending, []
@@ -336,8 +337,9 @@ class Fanout:
             self._sender.send(encode("report", {"stats": vars(self.hub.stats),
                                                 "boards": sorted(self.hub.dashboard_tenants())}))
 
-    def ask_auth(self, cid: int, token: str) -> None:
-        self._sender.send(encode("auth", {"cid": cid, "token": token}))
+    def ask_auth(self, cid: int, token: str, tenant_header: str | None) -> None:
+        self._sender.send(encode("auth", {"cid": cid, "token": token,
+                                          "tenant_header": tenant_header}))
 
     def _on_eof(self) -> None:
         self._done.set()
@@ -374,7 +376,8 @@ class Fanout:
             log.error("stream: a connection came without its socket")
             return
         sock = socket.socket(fileno=fds[0])
-        conn = Connection(self, head["cid"], head.get("tenant"), head.get("deflate"))
+        conn = Connection(self, head["cid"], head.get("tenant"), head.get("tenant_header"),
+                          head.get("deflate"))
         self.conns[conn.cid] = conn
         loop = asyncio.get_running_loop()
         task = loop.create_task(loop.connect_accepted_socket(lambda: conn, sock))
