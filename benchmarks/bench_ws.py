@@ -6,9 +6,9 @@ Phase 1 (fan-out), for each N of ``--clients``: a real ``vigil serve`` (own data
 over ``--series`` series (metric ``bench_value``, labels ``host=h0000..``,
 ``shard=s0000..``, 10 hosts a shard; the server stamps the samples). N clients, spread
 over ``--procs`` processes (benchmarks/ws_clients.py, one connection each), subscribe to
-``bench_value{shard=s<i mod selectors>}`` with ``updateFrequency`` 1 s. After a warm-up,
-``--window`` seconds are measured: messages delivered per second, the delay from the
-newest point's timestamp (the server's clock when it parsed the sample, just before
+``bench_value{shard=s<i mod selectors>}`` with ``updateFrequency`` ``--every`` (1 s).
+After a warm-up, ``--window`` seconds are measured: messages delivered per second, the
+delay from the newest point's timestamp (the server's clock when it parsed the sample, just before
 the commit) to the client's receipt — p50/p99/max, server CPU (cores) and RSS, the
 clients' CPU, and the paced load achieved.
 
@@ -21,6 +21,7 @@ Usage (from the repository root)::
 
     .venv/bin/python benchmarks/bench_ws.py                     # N = 1,000 and 10,000
     .venv/bin/python benchmarks/bench_ws.py --quick             # N = 200, short runs
+    .venv/bin/python benchmarks/bench_ws.py --every 60          # clients updated once a minute
 
 Only 127.0.0.1 is contacted; only processes this script started are signalled, by PID.
 """
@@ -50,7 +51,7 @@ CLIENTS_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ws_cl
 class Clients:
     """``n`` subscribed clients in ``procs`` child processes."""
 
-    def __init__(self, port: int, n: int, procs: int, selectors: int,
+    def __init__(self, port: int, n: int, procs: int, selectors: int, every: float,
                  extra: tuple[str, ...] = ()) -> None:
         self.procs: list[subprocess.Popen[str]] = []
         per = [n // procs + (1 if k < n % procs else 0) for k in range(procs)]
@@ -59,7 +60,8 @@ class Clients:
             if k:
                 self.procs.append(subprocess.Popen(
                     [sys.executable, CLIENTS_SCRIPT, "--port", str(port), "--clients", str(k),
-                     "--offset", str(offset), "--selectors", str(selectors), *extra],
+                     "--offset", str(offset), "--selectors", str(selectors),
+                     "--every", str(every), *extra],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
             offset += k
         self.connected = 0
@@ -129,7 +131,7 @@ def fanout(a: argparse.Namespace, env: dict[str, str], n: int) -> dict[str, Any]
         rb.send_all(srv.port, "/write", payloads)  # untimed: every series created first
         load = PacedLoad(srv.port, payloads, LINES, a.rate)
         load.start()
-        clients = Clients(srv.port, n, a.procs, a.selectors)
+        clients = Clients(srv.port, n, a.procs, a.selectors, a.every)
         out["connect_s"] = round(clients.wait_ready(600), 1)
         out["connected"] = clients.connected
         log(f"[fanout {n}] {clients.connected} clients subscribed in {out['connect_s']} s; "
@@ -189,7 +191,7 @@ def throughput(a: argparse.Namespace, env: dict[str, str], n: int,
         warm = payloads[: max(2, len(payloads) // 20)]
         rb.send_all(srv.port, "/write?precision=ms", warm)  # untimed: series known
         if n:
-            clients = Clients(srv.port, n, a.procs, a.selectors, ("--count-only",))
+            clients = Clients(srv.port, n, a.procs, a.selectors, a.every, ("--count-only",))
             clients.wait_ready(600)
             clients.tell("START")
         cpu0, fcpu0 = srv.cpu_s(), fanout_cpu_s(srv)
@@ -238,6 +240,7 @@ def main() -> int:
     ap.add_argument("--procs", type=int, default=2, help="client processes")
     ap.add_argument("--selectors", type=int, default=100,
                     help="distinct selectors (one shard = 10 series each)")
+    ap.add_argument("--every", type=float, default=1.0, help="clients' updateFrequency, s")
     ap.add_argument("--series", type=int, default=10_000)
     ap.add_argument("--rate", type=float, default=100_000, help="paced samples/s in phase 1")
     ap.add_argument("--warmup", type=float, default=5.0)
