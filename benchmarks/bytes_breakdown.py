@@ -58,7 +58,9 @@ def store(path: Path, metas: list[SeriesMeta], ts_ms: np.ndarray, values: np.nda
         idx = np.tile(np.arange(n, dtype=np.int32), hi - lo)
         ts = np.repeat(ts_ms[lo:hi], n).astype(np.int64)
         s.submit("default", SampleBatch(metas, idx, ts, values[:, lo:hi].T.reshape(-1))).result()
+    t0 = time.perf_counter()
     s.refresh_rollups(int(time.time() * 1000))
+    print(f"rolled up in {time.perf_counter() - t0:.2f} s")
     s.checkpoint()
     s.close()
 

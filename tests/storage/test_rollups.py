@@ -148,53 +148,130 @@ def test_quiet_period_defers_buckets_still_being_written(store: DuckDBStore) -> 
     assert store.rollup_status()["tiers"]["1d"]["stale_buckets"] == 0  # type: ignore[index]
 
 
-def test_a_refresh_rebuilds_in_chunks_that_bound_its_memory(store: DuckDBStore) -> None:
-    """A day written at once is rolled up an hour of 5m buckets, three hours of 1h buckets
-    and one day at a time (each chunk one transaction, reported as one rewrite)."""
+def in_series_order(store: DuckDBStore, before_ms: int = FAR) -> bool:
+    """Whether the 5m rows before ``before_ms`` are stored in (series, bucket) order."""
+    rows = store._cursor().execute(
+        f"SELECT series_id, bucket FROM rollup_5m WHERE bucket < {before_ms} "
+        "ORDER BY rowid").fetchall()
+    assert len({r[0] for r in rows}) > 1
+    return rows == sorted(rows)
+
+
+def count_transactions(store: DuckDBStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The first statement of each maintenance transaction, from now on."""
+    seen: list[str] = []
+    run = store._transaction
+
+    def counted(*statements: str) -> None:
+        seen.append(statements[0].split("(")[0].strip())
+        run(*statements)
+
+    monkeypatch.setattr(store, "_transaction", counted)
+    return seen
+
+
+def test_a_day_written_at_once_is_rolled_up_in_series_order_a_range_at_a_time(
+        store: DuckDBStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backfilled day is rolled up a range of series per transaction (bounded raw rows
+    each), its 5m rows stored in series order the first time: no rewrite."""
+    monkeypatch.setattr(duckdb_store, "_WHOLE_DAY_ROWS", 1000)
     batch = random_batch(np.random.default_rng(3), 3000, 86_400_000)
     store.submit("t", batch).result()
     rewrites: list[tuple[int, int]] = []
     store.rewrite_listeners.append(lambda lo, hi: rewrites.append((lo, hi)))
+    txns = count_transactions(store, monkeypatch)
     store.refresh_rollups(FAR)
-    spans = sorted({hi - lo for lo, hi in rewrites})
-    assert max(spans) <= 86_400_000
-    # each tier covers the day, then the day's 5m rows are put in series order
-    assert sum(hi - lo for lo, hi in rewrites) == 4 * 86_400_000
-    assert len(rewrites) == 24 + 8 + 1 + 1
-    check(store, [batch], "5m", TIER_MS["5m"])
-    check(store, [batch], "1h", TIER_MS["1h"])
+    # one transaction a series (1,000 raw rows each), then the stale marks go
+    assert txns[:4] == ["INSERT INTO rollup_5m SELECT * FROM"] * 3 + [
+        "DELETE FROM rollup_dirty WHERE tier = '5m' AND"]
+    assert not any(t.startswith("CREATE TEMP TABLE _cluster") for t in txns)
+    # 5m once for the whole day, 1h three hours at a time, 1d: no clustering pass
+    assert sorted(hi - lo for lo, hi in rewrites) == [3 * 3_600_000] * 8 + [86_400_000] * 2
+    assert in_series_order(store)
+    for tier in ("5m", "1h", "1d"):
+        check(store, [batch], tier, TIER_MS[tier])
 
 
-def test_a_closed_day_of_5m_rows_is_stored_in_series_order(store: DuckDBStore) -> None:
-    """Once its 1d bucket is rolled up, a day's 5m rows are rewritten clustered by series
+def test_a_day_rolled_up_as_it_closes_is_rewritten_in_series_order(
+        store: DuckDBStore) -> None:
+    """Rolled up an hour of 5m buckets at a time as they close, a day's 5m rows are in
+    time order; once its 1d bucket is rolled up they are rewritten clustered by series
     (so zone maps skip the other series), with the same values; the day still open is
     left in time order."""
-    batches = [random_batch(np.random.default_rng(5 + k), 4000, 86_400_000) for k in range(2)]
-    series = [SeriesMeta(SeriesKey.of("n", {"i": str(i)})) for i in range(100)]
-    others = [SampleBatch(series, np.arange(100, dtype=np.int32),  # more than one chunk
-                          np.full(100, T0 + day_ms, np.int64), np.ones(100))
-              for day_ms in (3_600_000, 86_400_000 + 5)]
-    for b in batches + others:
-        store.submit("t", b).result()
-    store.refresh_rollups(T0 + 86_400_000)  # the first day is closed, the second is not
-    store.refresh_rollups(T0 + 86_400_000)
-    rows = store._cursor().execute(
-        f"SELECT series_id, bucket FROM rollup_5m WHERE bucket < {T0 + 86_400_000} "
-        "ORDER BY rowid").fetchall()
-    assert len({r[0] for r in rows}) > 1 and rows == sorted(rows)
-    check(store, batches[:2], "5m", TIER_MS["5m"])
-    check(store, batches[:2], "1h", TIER_MS["1h"])
+    batch = random_batch(np.random.default_rng(5), 4000, 86_400_000)
+    hour = (batch.ts_ms - T0) // 3_600_000
+    for h in range(24):  # live: each hour's samples, then its buckets rolled up
+        rows = hour == h
+        store.submit("t", SampleBatch(SERIES, batch.series_idx[rows], batch.ts_ms[rows],
+                                      batch.value[rows])).result()
+        store.refresh_rollups(T0 + (h + 1) * 3_600_000 - 1)
+        if h == 12:
+            assert not in_series_order(store)
+    tomorrow = SampleBatch(SERIES, np.arange(3, dtype=np.int32),
+                           np.full(3, T0 + 86_400_000 + 5, np.int64), np.ones(3))
+    store.submit("t", tomorrow).result()
+    store.refresh_rollups(T0 + 86_400_000)  # the day is closed, the next one is not
+    assert in_series_order(store, T0 + 86_400_000)
+    for tier in ("5m", "1h", "1d"):
+        check(store, [batch, tomorrow], tier, TIER_MS[tier])
+
+
+def test_late_samples_in_a_clustered_day_are_rolled_up_and_clustered_again(
+        store: DuckDBStore) -> None:
+    rng = np.random.default_rng(8)
+    batches = [random_batch(rng, 3000, 86_400_000)]
+    store.submit("t", batches[0]).result()
+    store.refresh_rollups(FAR)
+    batches.append(random_batch(rng, 20, 86_400_000))  # late: a few buckets
+    store.submit("t", batches[1]).result()
+    store.refresh_rollups(FAR)
+    assert in_series_order(store)
+    for tier in ("5m", "1h", "1d"):
+        check(store, batches, tier, TIER_MS[tier])
+
+
+def test_a_day_rolled_up_part_way_answers_from_raw_and_is_finished_later(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure (or a crash) between the ranges of a day leaves its buckets stale:
+    reads take them from raw, and the next refresh, or the next process, redoes them."""
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    monkeypatch.setattr(duckdb_store, "_WHOLE_DAY_ROWS", 1000)
+    batch = random_batch(np.random.default_rng(9), 3000, 86_400_000)
+    store.submit("t", batch).result()
+    run = store._transaction
+    calls: list[int] = []
+
+    def fails_second(*statements: str) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        run(*statements)
+
+    monkeypatch.setattr(store, "_transaction", fails_second)
+    with pytest.raises(RuntimeError, match="disk full"):
+        store.refresh_rollups(FAR)
+    assert store.rollup_status()["tiers"]["5m"]["stale_buckets"] > 0  # type: ignore[index]
+    for tier in ("5m", "1h", "1d"):
+        check(store, [batch], tier, TIER_MS[tier])
+    store.close()
+    store = DuckDBStore(tmp_path / "s.duckdb")  # the stale marks were kept on disk
+    try:
+        store.refresh_rollups(FAR)
+        assert store.rollup_status()["tiers"]["5m"]["stale_buckets"] == 0  # type: ignore[index]
+        for tier in ("5m", "1h", "1d"):
+            check(store, [batch], tier, TIER_MS[tier])
+    finally:
+        store.close()
 
 
 def test_a_day_with_too_many_5m_rows_is_left_in_time_order(
         store: DuckDBStore, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(duckdb_store, "_CLUSTER_MAX_ROWS", 100)
+    monkeypatch.setattr(duckdb_store, "_WHOLE_DAY_MAX_ROWS", 100)
     batch = random_batch(np.random.default_rng(6), 3000, 86_400_000)
     store.submit("t", batch).result()
     store.refresh_rollups(FAR)
-    rows = store._cursor().execute("SELECT series_id, bucket FROM rollup_5m "
-                                   "ORDER BY rowid").fetchall()
-    assert len(rows) > 100 and rows != sorted(rows)
+    assert not in_series_order(store)
     check(store, [batch], "5m", TIER_MS["5m"])
 
 
