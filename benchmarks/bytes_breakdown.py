@@ -26,12 +26,11 @@ import duckdb
 import numpy as np
 
 from vigil.core.types import SampleBatch, SeriesKey, SeriesMeta
-from vigil.storage.duckdb_store import DuckDBStore
+from vigil.storage.duckdb_store import BLOCK_SIZE, DuckDBStore
 
 REPO = Path(__file__).resolve().parent.parent
 START_S = 1_704_067_200  # 2024-01-01, as the peer benchmark
 POINTS, HOSTS = 8640, 100
-BLOCK = 262_144
 TABLES = ("samples", "rollup_5m", "rollup_1h", "rollup_1d", "series")
 
 
@@ -67,11 +66,12 @@ def store(path: Path, metas: list[SeriesMeta], ts_ms: np.ndarray, values: np.nda
 
 def columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str, float]]:
     """(column, compression, bytes) of ``table``'s persistent segments."""
+    [(block,)] = con.execute("SELECT block_size FROM pragma_database_size()").fetchall()
     return [(c, k, float(b)) for c, k, b in con.execute(f"""
         WITH s AS (SELECT column_name, compression, block_id, block_offset
                    FROM pragma_storage_info('{table}') WHERE block_id >= 0),
              o AS (SELECT *, coalesce(lead(block_offset) OVER (
-                       PARTITION BY block_id ORDER BY block_offset), {BLOCK}) - block_offset AS sz
+                       PARTITION BY block_id ORDER BY block_offset), {block}) - block_offset AS sz
                    FROM s)
         SELECT column_name, string_agg(DISTINCT compression, '+'), sum(sz)
         FROM o GROUP BY column_name ORDER BY column_name""").fetchall()]
@@ -106,7 +106,7 @@ def main() -> None:
     print(f"as ingested (time order), {n:,} samples:")
     report(as_ingested, n, TABLES)
     sorted_db = a.work / "sorted.duckdb"
-    con = duckdb.connect(str(sorted_db))
+    con = duckdb.connect(str(sorted_db), config={"default_block_size": BLOCK_SIZE})
     con.execute(f"ATTACH '{as_ingested}' AS a (READ_ONLY)")
     con.execute("CREATE TABLE samples AS SELECT * FROM a.samples ORDER BY series_id, ts")
     con.execute("CHECKPOINT")

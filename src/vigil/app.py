@@ -106,6 +106,7 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
         max_series_per_tenant=settings.max_series_per_tenant,
         memory_limit=settings.duckdb_memory_limit,
         threads=settings.duckdb_threads or None,
+        block_size=settings.duckdb_block_size,
     )
     telemetry = Telemetry()
     telemetry.watch_store(store.stats)

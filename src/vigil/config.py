@@ -15,6 +15,7 @@ from typing import Any
 
 from vigil.core.errors import VigilError
 from vigil.core.timeutil import parse_duration_ms
+from vigil.storage.duckdb_store import BLOCK_SIZE
 
 
 class ConfigError(VigilError):
@@ -36,6 +37,13 @@ def _size(v: Any) -> int:
     n = _int(v)
     if n < 0:
         raise ValueError("must be 0 or more")
+    return n
+
+
+def _block_size(v: Any) -> int:
+    n = _int(v)
+    if n < 16_384 or n > 262_144 or n & (n - 1):
+        raise ValueError("must be a power of two from 16384 to 262144")
     return n
 
 
@@ -105,6 +113,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("duckdb_memory_limit", "256MB", str,
             "Memory limit of the embedded DuckDB store (its buffer pool; spills beyond)."),
     Setting("duckdb_threads", 0, _int, "DuckDB worker threads (0 = one per core)."),
+    Setting("duckdb_block_size", BLOCK_SIZE, _block_size,
+            "Block size in bytes of a new store file (an existing file keeps its own): "
+            "smaller blocks leave less of each block empty; below 65536 columns stop "
+            "fitting compressed (docs/benchmarks.md, \"Block size\")."),
     Setting("rules_file", "", str,
             "A TOML (or `.yaml`) file of alert channels and rules, created or replaced at start-up "
             "(see docs/alerting.md); empty = none."),
@@ -193,6 +205,7 @@ class Settings:
     retention_interval: float
     duckdb_memory_limit: str
     duckdb_threads: int
+    duckdb_block_size: int
     rules_file: str
     alert_tick: float
     alert_queue_batches: int

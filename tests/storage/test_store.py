@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pytest
 
@@ -32,6 +33,34 @@ def test_series_are_interned_once_and_reloaded(tmp_path: Path) -> None:
         assert {i.id for i in s.find_series("t", "cpu")} == {info.id, info.id + 1}
     finally:
         s.close()
+
+
+def block_size(path: Path) -> int:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        [(size,)] = con.execute("SELECT block_size FROM pragma_database_size()").fetchall()
+        return int(size)
+    finally:
+        con.close()
+
+
+def test_a_new_file_takes_small_blocks_and_an_older_file_keeps_its_own(tmp_path: Path) -> None:
+    """Files made before the smaller blocks (DuckDB's default 256 kB) open, take writes
+    and keep their block size; new files get 64 kB blocks (docs/benchmarks.md)."""
+    duckdb.connect(str(tmp_path / "old.duckdb")).close()
+    for name, size in (("old.duckdb", 262_144), ("new.duckdb", 65_536)):
+        s = DuckDBStore(tmp_path / name)
+        s.submit("t", batch_of([("cpu", {"host": "a"}, T + i, float(i)) for i in range(5)])
+                 ).result()
+        s.close()
+        assert block_size(tmp_path / name) == size
+        s = DuckDBStore(tmp_path / name)
+        try:
+            [info] = s.find_series("t", "cpu")
+            assert s.raw("t", np.array([info.id], np.int32), T, T + 5).value.tolist() == [
+                0.0, 1.0, 2.0, 3.0, 4.0]
+        finally:
+            s.close()
 
 
 def test_new_series_of_a_batch_get_ids_in_name_and_label_order(store: DuckDBStore) -> None:

@@ -55,6 +55,13 @@ class _Sel:
     join: str  # join clause that ``grp`` needs, or ""
     lut: np.ndarray | None  # series id -> group, when grp is series_id
     one_group: bool = False  # grp is a constant: every series in one group
+# Blocks of a new database file (the default of setting ``duckdb_block_size``). DuckDB's
+# own default (256 kB) leaves much of a block empty
+# after a compressed column segment (a row group's 122,880 series ids take ≈ 150 kB,
+# alone in their block): the TSBS day took 6.92 B/sample in 256 kB blocks, 5.72 in
+# 128 kB, 5.56 in 64 kB; at 32 kB some columns no longer fit compressed (6.48), at
+# 16 kB most (13.4). docs/benchmarks.md, "Block size".
+BLOCK_SIZE = 65_536
 # Above this many series a selection is a semi-join on a registered table (behind a
 # cheap id-range prefilter) instead of an IN list, which DuckDB evaluates per row.
 _IN_LIST_MAX = 16
@@ -93,6 +100,7 @@ class DuckDBStore:
         max_series_per_tenant: int = 1_000_000,
         memory_limit: str = "256MB",
         threads: int | None = None,
+        block_size: int = BLOCK_SIZE,
         migrate: bool = True,
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,6 +109,7 @@ class DuckDBStore:
         config: dict[str, str | bool | int | float | list[str]] = {
             "memory_limit": memory_limit,
             "preserve_insertion_order": False,
+            "default_block_size": block_size,  # for a new file; a file keeps its own
         }
         if threads:
             config["threads"] = threads
