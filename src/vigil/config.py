@@ -116,7 +116,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("duckdb_block_size", BLOCK_SIZE, _block_size,
             "Block size in bytes of a new store file (an existing file keeps its own): "
             "smaller blocks leave less of each block empty; below 65536 columns stop "
-            "fitting compressed (docs/benchmarks.md, \"Block size\")."),
+            "fitting compressed (docs/benchmarks.md)."),
     Setting("rules_file", "", str,
             "A TOML (or `.yaml`) file of alert channels and rules, created or replaced at start-up "
             "(see docs/alerting.md); empty = none."),
