@@ -55,12 +55,14 @@ class _Sel:
     join: str  # join clause that ``grp`` needs, or ""
     lut: np.ndarray | None  # series id -> group, when grp is series_id
     one_group: bool = False  # grp is a constant: every series in one group
+
+
 # Blocks of a new database file (the default of setting ``duckdb_block_size``). DuckDB's
-# own default (256 kB) leaves much of a block empty
-# after a compressed column segment (a row group's 122,880 series ids take ≈ 150 kB,
-# alone in their block): the TSBS day took 6.92 B/sample in 256 kB blocks, 5.72 in
-# 128 kB, 5.56 in 64 kB; at 32 kB some columns no longer fit compressed (6.48), at
-# 16 kB most (13.4). docs/benchmarks.md, "Block size".
+# own 256 kB leave much of a block empty after a compressed column segment (a row
+# group's 122,880 series ids take ≈ 150 kB, alone in their block): the TSBS day took
+# 6.92 B/sample in 256 kB blocks, 5.72 in 128 kB, 5.56 in 64 kB; at 32 kB some columns
+# no longer fit compressed (6.48), at 16 kB most (13.4). See docs/benchmarks.md,
+# "Latest: block size and backfilled days".
 BLOCK_SIZE = 65_536
 # Above this many series a selection is a semi-join on a registered table (behind a
 # cheap id-range prefilter) instead of an IN list, which DuckDB evaluates per row.
@@ -517,7 +519,7 @@ class DuckDBStore:
             self._rewritten(lo, hi)
             if tier == "5m":  # rows appended after the day's: no longer in series order
                 self._clustered.difference_update(range(lo // day * day, hi, day))
-            elif tier == "1d" and lo not in self._clustered:
+            elif tier == "1d" and not self._clustered.issuperset(range(lo, hi, day)):
                 # the day is closed and its finer tiers are rolled up
                 self._cluster_5m(lo, hi)
 
