@@ -1,10 +1,19 @@
 """Runs a ``Query`` against a ``Store``: select series, plan the tier, aggregate; answers
-repeated queries from the ``QueryCache`` when it is given one."""
+repeated queries from the ``QueryCache`` when it is given one.
+
+A range that reaches into the present (a dashboard's "last 6 hours") is dropped from the
+cache by every commit, so under live ingestion it would be computed whole each time.
+Such a query is cut at step edges instead: the steps older than ``FRESH_MS`` are kept in
+the cache under their own range, which commits near now do not touch, and only the
+fresh tail (and a first, partial step) is computed each time, as VictoriaMetrics does.
+Every step bucket lies in one part and all parts read the planned tier, so the answer
+equals the one computed whole.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -40,6 +49,14 @@ class QueryResult:
 # An answer depends on the query and on the tier it is read from: the planner's choice
 # moves with the clock when the range ends near now.
 CacheKey = tuple[Query, Tier]
+# The newest part of a range, where commits land: computed every time, never cached on
+# its own (a sample may still arrive for it).
+FRESH_MS = 5 * 60_000
+# A start off the step grid costs a third statement (its partial step), about what a
+# few hours of raw samples of 100 series cost to read: below this many cached hours the
+# whole range is computed instead (docs/benchmarks.md, "A dashboard's query under live
+# ingestion").
+UNALIGNED_MIN_CACHED_MS = 12 * 3_600_000
 
 
 class QueryEngine:
@@ -67,9 +84,41 @@ class QueryEngine:
         if hit is not None:
             return hit
         ticket = cache.ticket()  # before the first read of the store
-        result = _read_only(self._compute(tenant, query, tier))
+        cut = fresh_cut(query, self._clock())
+        result = _read_only(self._compute(tenant, query, tier) if cut is None
+                            else self._with_fresh_tail(tenant, query, tier, cache, *cut))
         cache.put(tenant, key, result, reads(query, tier), _nbytes(result), ticket)
         return result
+
+    def _with_fresh_tail(self, tenant: str, query: Query, tier: Tier,
+                         cache: QueryCache[QueryResult], a: int, b: int) -> QueryResult:
+        """The answer to ``query`` as three parts (see ``fresh_cut``): the steps in
+        ``[a, b)`` from the cache or kept there, the rest computed."""
+        middle = replace(query, start_ms=a, end_ms=b)
+        key: CacheKey = (middle, tier)
+        kept = cache.get(tenant, key)
+        if kept is None:
+            ticket = cache.ticket()
+            kept = _read_only(self._compute(tenant, middle, tier))
+            cache.put(tenant, key, kept, reads(middle, tier), _nbytes(kept), ticket)
+        parts = [kept, self._compute(tenant, replace(query, start_ms=b), tier)]
+        if query.start_ms < a:
+            parts.insert(0, self._compute(tenant, replace(query, end_ms=a), tier))
+        # Each label set's points, part after part, in the order an answer computed whole
+        # lists its series.
+        by_labels: dict[tuple[tuple[str, str], ...], list[ResultSeries]] = {}
+        for part in parts:
+            for s in part.series:
+                by_labels.setdefault(tuple(sorted(s.labels.items())), []).append(s)
+        labels, _ = _group(self._store.find_series(tenant, query.name, query.matchers),
+                           query.group_by)
+        series = []
+        for lab in labels:
+            got = by_labels.pop(tuple(sorted(lab.items())), None)
+            if got:
+                series.append(ResultSeries(lab, np.concatenate([s.t_ms for s in got]),
+                                           np.concatenate([s.values for s in got])))
+        return QueryResult(query.name, tier, series)
 
     def _compute(self, tenant: str, query: Query, tier: Tier) -> QueryResult:
         infos = self._store.find_series(tenant, query.name, query.matchers)
@@ -124,6 +173,22 @@ def _lookback_ms(query: Query) -> int:
     first delta of each window)."""
     width = -(-query.window_ms // query.step_ms) if query.window_ms else 1
     return query.step_ms * width
+
+
+def fresh_cut(query: Query, now_ms: int) -> tuple[int, int] | None:
+    """Step edges ``(a, b)`` cutting a range that reaches into the last ``FRESH_MS`` into
+    a first, partial step ``[start, a)`` (none when start is on the grid), a middle
+    ``[a, b)`` worth keeping on its own and the fresh tail ``[b, end)``; None when there
+    is no such middle, when it is too short to pay for a partial first step, or when a
+    step's value depends on samples outside its bucket (rate, increase, windows)."""
+    if query.fn in ("rate", "increase") or query.window_ms:
+        return None
+    step = query.step_ms
+    a = -(-query.start_ms // step) * step
+    b = (now_ms - FRESH_MS) // step * step
+    if a != query.start_ms and b - a < UNALIGNED_MIN_CACHED_MS:
+        return None
+    return (a, b) if a < b < query.end_ms else None
 
 
 def reads(query: Query, tier: Tier) -> tuple[int, int]:
