@@ -4,6 +4,7 @@ returns, the explorer's state lives in the URL, exports download the query's for
 from __future__ import annotations
 
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,22 @@ def api(server: Server, path: str, **params: Any) -> Any:
     return r.json()
 
 
+def query_starts(page: Any) -> list[int]:
+    """The ``start`` of every ``/api/v1/query`` the page sends from now on."""
+    starts: list[int] = []
+
+    def seen(request: Any) -> None:
+        url = urllib.parse.urlsplit(request.url)
+        if url.path == "/api/v1/query":
+            starts.extend(int(float(v)) for v in
+                          urllib.parse.parse_qs(url.query).get("start", []))
+
+    page.on("request", seen)
+    return starts
+
+
 def test_overview_shows_health_key_charts_and_firing_alerts(page: Any, seeded: Server) -> None:
+    starts = query_starts(page)
     page.goto(seeded.url + "/")
     perf = api(seeded, "/api/v1/analytics/performance")
     page.wait_for_selector("#firing-table tbody tr")
@@ -40,6 +56,8 @@ def test_overview_shows_health_key_charts_and_firing_alerts(page: Any, seeded: S
     shown = int(cpu.get_attribute("data-points") or 0)
     assert shown > 0
     assert abs(shown - points) <= 9  # one 5 min bucket per series may have moved
+    # on the 5-minute grid: the server reads the 5m tier and caches all but the fresh tail
+    assert starts and all(s % 300 == 0 for s in starts)
     # the ingest rate: from dashboard_update when live, else between two status polls
     page.wait_for_function(
         "() => !isNaN(parseFloat(document.querySelector('#kpi-ingest').textContent))",
@@ -58,8 +76,10 @@ def test_explorer_state_in_url_chart_table_and_exports(page: Any, seeded: Server
     page.select_option("#ex-range", "6h")
     page.fill("#ex-step", "5m")
     page.select_option("#ex-fn", "max")
+    starts = query_starts(page)
     page.click("#ex-form button[type=submit]")
     page.wait_for_selector("#ex-series tbody tr")
+    assert starts and all(s % 300 == 0 for s in starts)  # on the grid of the step
     page.wait_for_function("() => location.hash.includes('fn=max')")
     url = page.url
     assert "name=cpu_usage_percent" in url and "match=region%3Dus-east-1" in url

@@ -73,9 +73,17 @@ export function refresh(fn, everyMs, types = []) {
   return () => { clearTimeout(timer); timer = null; off(); };
 }
 
-export function rangeStart(range) {
-  const units = { m: 60, h: 3600, d: 86400 };
-  const m = /^(\d+)([mhd])$/.exec(range || "1h");
-  const s = m ? Number(m[1]) * units[m[2]] : 3600;
-  return Math.floor(Date.now() / 1000 - s);
+const UNITS = { s: 1, m: 60, h: 3600, d: 86400 };
+
+function seconds(text, fallback) {
+  const m = /^(\d+)([smhd])$/.exec(text || "");
+  return m ? Number(m[1]) * UNITS[m[2]] : fallback;
+}
+
+// Epoch seconds `range` ago; on the grid of `step` when one is given, so the server can
+// read a rollup tier and keep all but the fresh tail of the answer cached.
+export function rangeStart(range, step) {
+  const start = Math.floor(Date.now() / 1000 - seconds(range, 3600));
+  const grid = seconds(step, 0);
+  return grid ? Math.floor(start / grid) * grid : start;
 }

@@ -32,7 +32,7 @@ function writeState(s) {
 }
 
 function queryParams(s) {
-  const p = { name: s.name, match: s.match, start: rangeStart(s.range), step: s.step, fn: s.fn };
+  const p = { name: s.name, match: s.match, start: rangeStart(s.range, s.step), step: s.step, fn: s.fn };
   if (s.group_by !== null) p.group_by = s.group_by;
   return p;
 }
