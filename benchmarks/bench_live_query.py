@@ -79,7 +79,8 @@ def main() -> None:
                     assert x.labels == y.labels and x.t_ms.tolist() == y.t_ms.tolist()
                     assert np.allclose(x.values, y.values, rtol=1e-12, atol=0)
             assert c.engine.cache is not None
-            print(f"cache: {c.engine.cache.stats()['hits']:.0f} hits of the older steps")
+            print(f"tier {got.tier}; cache: {c.engine.cache.stats()['hits']:.0f} hits of the "
+                  "older steps")
             for name, v in (("fresh tail (cache)", cut), ("whole range (nocache)", whole)):
                 print(f"{name:<22} median {statistics.median(v):7.2f} ms   "
                       f"p95 {sorted(v)[int(0.95 * (len(v) - 1))]:7.2f} ms")

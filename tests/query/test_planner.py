@@ -35,6 +35,16 @@ def test_plan(start: int, end: int, step: int, fn: str, tier: str) -> None:
     assert plan(q, NOW) == tier
 
 
+def test_an_end_left_to_now_is_aligned_when_planned_a_moment_later() -> None:
+    """Parsed at NOW without ``end`` (a dashboard's "last 6 hours"), planned 3 ms later:
+    still the rollup tier (it used to flip to raw whenever the clock ticked between)."""
+    params = {"name": "m", "start": str(99 * DAY / 1000), "step": "1h"}
+    q = Query.from_params(params, NOW)
+    assert q.end_now and plan(q, NOW + 3) == "1h"
+    past = Query.from_params({**params, "end": str((NOW - 1) / 1000)}, NOW)
+    assert not past.end_now and plan(past, NOW + 3) == "raw"
+
+
 def test_forced_tier_must_fit() -> None:
     q = Query("m", 10 * DAY, 11 * DAY, 60_000, tier="1h")
     with pytest.raises(InvalidInput, match="tier 1h cannot answer"):

@@ -34,6 +34,9 @@ class Query:
     group_by: tuple[str, ...] | None = None
     window_ms: int | None = None
     tier: Tier | None = None
+    # The end is the present (omitted, or not before the moment the query was made): no
+    # sample lies beyond it, even when it is planned a moment later (see ``planner.fits``).
+    end_now: bool = False
 
     @classmethod
     def from_params(cls, params: Params, now_ms: int) -> Query:
@@ -86,7 +89,7 @@ class Query:
         if tier is not None and tier not in TIERS:
             raise InvalidInput(Problem(f"tier must be one of {', '.join(TIERS)}", field="tier"))
         return cls(name, start, end, step, fn, matchers, q, group_by,  # type: ignore[arg-type]
-                   window, tier)
+                   window, tier, end_now=end >= now_ms)
 
 
 def default_step(range_ms: int) -> int:

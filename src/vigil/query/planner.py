@@ -20,8 +20,11 @@ EXACT_QUANTILE_MAX_RANGE_MS = 6 * 3_600_000
 
 def fits(tier: Tier, query: Query, now_ms: int) -> bool:
     """A rollup tier answers exactly when every step bucket is a union of its buckets:
-    step, start and end fall on its bucket edges (an end in the future counts as
-    aligned: no samples lie beyond now)."""
+    step, start and end fall on its bucket edges. An end at or after the present counts
+    as aligned, since no samples lie beyond now: one after ``now_ms``, or the present
+    when the query was made (``end_now``: the plan comes a moment later, and the bucket
+    holding the end is still being filled, so it is read from raw samples up to the
+    end)."""
     if tier == "raw":
         return True
     if query.fn in ("rate", "increase"):
@@ -30,7 +33,7 @@ def fits(tier: Tier, query: Query, now_ms: int) -> bool:
     return (
         query.step_ms % w == 0
         and query.start_ms % w == 0
-        and (query.end_ms % w == 0 or query.end_ms >= now_ms)
+        and (query.end_ms % w == 0 or query.end_now or query.end_ms >= now_ms)
     )
 
 
