@@ -101,17 +101,17 @@ class QueryEngine:
             ticket = cache.ticket()
             kept = _read_only(self._compute(tenant, middle, tier))
             cache.put(tenant, key, kept, reads(middle, tier), _nbytes(kept), ticket)
-        parts = [kept, self._compute(tenant, replace(query, start_ms=b), tier)]
+        infos = self._store.find_series(tenant, query.name, query.matchers)
+        parts = [kept, self._compute(tenant, replace(query, start_ms=b), tier, infos)]
         if query.start_ms < a:
-            parts.insert(0, self._compute(tenant, replace(query, end_ms=a), tier))
+            parts.insert(0, self._compute(tenant, replace(query, end_ms=a), tier, infos))
         # Each label set's points, part after part, in the order an answer computed whole
         # lists its series.
         by_labels: dict[tuple[tuple[str, str], ...], list[ResultSeries]] = {}
         for part in parts:
             for s in part.series:
                 by_labels.setdefault(tuple(sorted(s.labels.items())), []).append(s)
-        labels, _ = _group(self._store.find_series(tenant, query.name, query.matchers),
-                           query.group_by)
+        labels, _ = _group(infos, query.group_by)
         series = []
         for lab in labels:
             got = by_labels.pop(tuple(sorted(lab.items())), None)
@@ -120,8 +120,12 @@ class QueryEngine:
                                            np.concatenate([s.values for s in got])))
         return QueryResult(query.name, tier, series)
 
-    def _compute(self, tenant: str, query: Query, tier: Tier) -> QueryResult:
-        infos = self._store.find_series(tenant, query.name, query.matchers)
+    def _compute(self, tenant: str, query: Query, tier: Tier,
+                 infos: list[SeriesInfo] | None = None) -> QueryResult:
+        """The answer read from ``tier``, over ``infos`` (the matching series, looked up
+        when not given)."""
+        if infos is None:
+            infos = self._store.find_series(tenant, query.name, query.matchers)
         labels, sel = _group(infos, query.group_by)
         if not infos:
             return QueryResult(query.name, tier, [])
