@@ -134,7 +134,7 @@ def test_migration_4_goes_down_and_up(tmp_path: Path) -> None:
     s = DuckDBStore(tmp_path / "m.duckdb")
     try:
         SecurityStore(s.connection()).add_key("a", _key("a", "cccccccccccc"))
-        assert s.migrate(3) == ["3: undo API keys (hashed) and the append-only audit log"]
+        assert s.migrate(3)[-1] == "3: undo API keys (hashed) and the append-only audit log"
         tables = {r[0] for r in s.connection().execute("SHOW TABLES").fetchall()}
         assert not tables & {"api_keys", "audit_log"}
         s.migrate(4)

@@ -24,7 +24,8 @@ import pyarrow as pa
 from vigil.core.errors import SeriesLimitExceeded, StoreUnavailable
 from vigil.core.matchers import Matcher
 from vigil.core.types import Int32Array, SampleBatch, SeriesKey
-from vigil.storage import rollups
+from vigil.storage import closed_days, rollups
+from vigil.storage.closed_days import CLOSE_AFTER_MS, DAY_MS, ClosedFile, FileGuard, Manifest
 from vigil.storage.migrations import LATEST, MIGRATIONS
 from vigil.storage.rollups import DirtyBuckets, merge_ranges, range_filter
 from vigil.storage.series_index import SeriesIndex
@@ -32,6 +33,7 @@ from vigil.storage.sketch import key_sql, representative
 from vigil.storage.store import (
     ROLLUP_TIERS,
     TIER_MS,
+    TIERS,
     Buckets,
     CommitListener,
     MetricInfo,
@@ -73,25 +75,15 @@ _IN_LIST_MAX = 16
 # day of 1h buckets at once took ≈ 240 MB, 3 hours ≈ 60 MB, and smaller chunks were no
 # slower (docs/benchmarks.md, peak RSS).
 _REBUILD_CHUNK: dict[Tier, int] = {"5m": 12, "1h": 3, "1d": 1}
-# A day whose 5m buckets are stale all at once (a backfill, an import: at least this many
-# buckets, more than late samples make) is rolled up a range of series per transaction,
-# each transaction's rows in series order, so the day is stored clustered the first time
-# rather than rewritten by ``_cluster_5m`` (whose freed blocks the file keeps: 15.5 MB
-# on the TSBS day). Raw rows per transaction: about the usual hour of 1,000 series.
-_WHOLE_DAY_MIN_BUCKETS = 24
-_WHOLE_DAY_ROWS = 400_000
-# Each of those transactions scans the day's raw rows (in time order: the series filter
-# prunes nothing), so the work grows with the square of the rows; above this many raw
-# rows a day (≈ 2,300 series at 10 s) the day takes the usual path.
-_WHOLE_DAY_MAX_ROWS = 20_000_000
-# Series whose 5m rows of a closed day are rewritten in series order per transaction
-# (see ``_cluster_5m``): ≈ 5 MB of rows held at once with 288 rows per series.
-_CLUSTER_SERIES = 64
-# Each of those transactions scans the day's 5m rows (in time order, nothing to prune),
-# so the work grows with the square of the series: above this many rows a day (≈ 5,000
-# series) its 5m rows stay in time order. A chunk format for closed data, written per
-# series from the start, would lift the bound (docs/benchmarks.md, "What is left").
-_CLUSTER_MAX_ROWS = 1_500_000
+# The schema version that added ``closed_files`` (storage/closed_days.py).
+_CLOSED_FILES = 5
+# The tables of metric data, each with a row no read ever selects (see _give_back_blocks).
+_METRIC = {
+    "samples": "(-1, -1, 0)",
+    **{f"rollup_{t}": "(-1, -1, 0, 0, 0, 0, 0, 0, [], [])" for t in ("5m", "1h", "1d")},
+    "rollup_dirty": "('-', -1)",
+}
+_SENTINEL = {t: "tier = '-'" if t == "rollup_dirty" else "series_id = -1" for t in _METRIC}
 
 
 class DuckDBStore:
@@ -133,7 +125,9 @@ class DuckDBStore:
         self.rewrite_listeners: list[RewriteListener] = []
         self.refresh_stats: dict[str, float] = {"runs": 0, "buckets": 0, "seconds": 0.0,
                                                  "last_run_ms": 0}
-        self._clustered: set[int] = set()  # days whose 5m rows were written in series order
+        self.closed_root = path.parent / f"{path.stem}-closed"
+        self.manifest = Manifest()
+        self.guard = FileGuard()
         if self.schema_version() >= 1:
             self._load()
         self._writer: WriteBuffer[_Item] = WriteBuffer(self._commit, lambda it: len(it[1]))
@@ -148,6 +142,11 @@ class DuckDBStore:
         """Apply up or down steps until the schema is at ``target``; returns what ran."""
         done: list[str] = []
         current = self.schema_version()
+        if target < _CLOSED_FILES <= current and self._db.execute(
+                "SELECT count(*) FROM closed_files").fetchall()[0][0]:
+            raise StoreUnavailable(
+                f"cannot migrate below version {_CLOSED_FILES}: closed days are stored in "
+                f"Parquet files under {self.closed_root}, which older versions cannot read")
         steps = (
             [(m.version, m.up, m.description) for m in MIGRATIONS if current < m.version <= target]
             if target >= current
@@ -187,6 +186,20 @@ class DuckDBStore:
                 "SELECT DISTINCT bucket FROM rollup_dirty WHERE tier = ?", [tier]).fetchall()
             marks[tier] = [r[0] for r in rows]
         self.dirty.mark(marks)
+        if self.schema_version() >= _CLOSED_FILES:
+            self._load_closed()
+
+    def _load_closed(self) -> None:
+        """The manifest of closed files; files it does not name (written by a close or
+        left by a reopen or retention that did not finish) are deleted, as are sentinel
+        rows a crash left behind (see ``_give_back_blocks``)."""
+        self._drop_sentinels()
+        rows = self._db.execute("SELECT tier, day, path, rows FROM closed_files").fetchall()
+        self.manifest = Manifest([ClosedFile(t, d, p, n) for t, d, p, n in rows])
+        named = {f.path for f in self.manifest.all()}
+        if self.closed_root.is_dir():
+            closed_days.remove([str(p) for p in self.closed_root.glob("*/*.parquet")
+                                if str(p) not in named])
 
     # ------------------------------------------------------------------ writes
     def submit(self, tenant: str, batch: SampleBatch) -> Future[int]:
@@ -347,17 +360,27 @@ class DuckDBStore:
             if registered:
                 cur.unregister("_sel")
 
+    def _rel(self, tier: Tier, start_ms: int, end_ms: int) -> str:
+        """``tier``'s table, with the closed files of days overlapping the range; the
+        caller holds ``self.guard.reading()`` until its statement has run."""
+        paths = self.manifest.paths(tier, start_ms, end_ms)
+        name = closed_days.table(tier)
+        if not paths:
+            return name
+        return f"(SELECT * FROM {name} UNION ALL {closed_days.read_sql(tier, paths)})"
+
     def _sources(
         self, tier: Tier, start_ms: int, end_ms: int, series: str, rollup_cols: str,
         raw_cols: str,
     ) -> str:
         """Rows of ``tier`` in range, with still-dirty buckets read from raw samples."""
-        raw = (f"SELECT series_id, ts AS t0, {raw_cols} FROM samples "
+        raw = (f"SELECT series_id, ts AS t0, {raw_cols} FROM {self._rel('raw', start_ms, end_ms)} "
                f"WHERE {series} AND ts >= {start_ms} AND ts < {end_ms}")
         if tier == "raw":
             return raw
         dirty = self.dirty.ranges(tier, start_ms, end_ms)
-        rolled = (f"SELECT series_id, bucket AS t0, {rollup_cols} FROM rollup_{tier} "
+        rolled = (f"SELECT series_id, bucket AS t0, {rollup_cols} "
+                  f"FROM {self._rel(tier, start_ms, end_ms)} "
                   f"WHERE {series} AND bucket >= {start_ms} AND bucket < {end_ms}")
         if not dirty:
             return rolled
@@ -391,7 +414,7 @@ class DuckDBStore:
         if not len(sel.series_ids):
             return _empty_buckets()
         cur = self._cursor()
-        with self._selected(cur, sel) as s:
+        with self.guard.reading(), self._selected(cur, sel) as s:
             cols = "cnt, total, min, max, last_ts, last"
             if (tier != "raw" and step_ms == TIER_MS[tier] and not s.join
                     and (s.lut is not None or len(sel.series_ids) == 1)
@@ -399,7 +422,8 @@ class DuckDBStore:
                 # Each rollup row is already one output point (a group is one series):
                 # no grouping needed.
                 c = self._fetch(cur, s, f"""
-                    SELECT {s.grp} AS grp, bucket AS t, {cols} FROM rollup_{tier}
+                    SELECT {s.grp} AS grp, bucket AS t, {cols}
+                    FROM {self._rel(tier, start_ms, end_ms)}
                     WHERE {s.where} AND bucket >= {start_ms} AND bucket < {end_ms}""")
                 return _buckets(c)
             src = self._sources(
@@ -423,21 +447,22 @@ class DuckDBStore:
         if not len(sel.series_ids):
             return _empty_points()
         cur = self._cursor()
-        with self._selected(cur, sel) as s:
+        with self.guard.reading(), self._selected(cur, sel) as s:
+            raw = self._rel("raw", start_ms, end_ms)
             t0 = start_ms // step_ms * step_ms
             if tier == "raw" and s.one_group and (end_ms - 1) // step_ms * step_ms == t0:
                 # One group, one step bucket (a dashboard's "p95 of the last hour"): one
                 # aggregate, no GROUP BY, ≈ 1 ms less; HAVING keeps "no samples, no row".
                 sql = f"""
                     SELECT {s.grp} AS k, {t0} AS t, quantile_cont(value, {q!r}) AS v
-                    FROM samples
+                    FROM {raw}
                     WHERE {s.where} AND ts >= {start_ms} AND ts < {end_ms}
                     HAVING count(*) > 0"""
             elif tier == "raw":
                 sql = f"""
                     SELECT {s.grp} AS k, ts // {step_ms} * {step_ms} AS t,
                            quantile_cont(value, {q!r}) AS v
-                    FROM samples {s.join}
+                    FROM {raw} {s.join}
                     WHERE {s.where} AND ts >= {start_ms} AND ts < {end_ms}
                     GROUP BY 1, 2"""
             else:
@@ -463,8 +488,10 @@ class DuckDBStore:
         if not len(sel.series_ids):
             return _empty_points()
         cur = self._cursor()
-        with self._selected(cur, Selection(sel.series_ids, sel.series_ids)) as s:
-            c = self._fetch(cur, s, f"SELECT series_id AS k, ts AS t, value FROM samples "
+        with self.guard.reading(), self._selected(cur, Selection(sel.series_ids,
+                                                                 sel.series_ids)) as s:
+            raw = self._rel("raw", start_ms, end_ms)
+            c = self._fetch(cur, s, f"SELECT series_id AS k, ts AS t, value FROM {raw} "
                                     f"WHERE {s.where} AND ts >= {start_ms} AND ts < {end_ms} "
                                     f"ORDER BY series_id, ts")
         return Points(c["k"].astype(np.int32), c["t"].astype(np.int64), c["value"])
@@ -478,11 +505,12 @@ class DuckDBStore:
     # ------------------------------------------------------------------ rollups
     def refresh_rollups(self, now_ms: int, quiet_s: float = 0.0) -> int:
         """Rebuild stale buckets that closed by ``now_ms`` and received nothing for
-        ``quiet_s``, finest tier first, a bounded number of buckets per transaction."""
+        ``quiet_s``, finest tier first, a bounded number of buckets per transaction; then
+        move days that are over and rolled up to Parquet files (``close_days``)."""
         t0 = time.perf_counter()
         rebuilt = 0
         with self._maint_lock:
-            rebuilt += self._rebuild_whole_days(now_ms, quiet_s)
+            self._reopen_dirty_days()
             for tier in ROLLUP_TIERS:
                 done: set[int] = set()  # a bucket written again meanwhile waits for next run
                 while snap := self.dirty.snapshot(tier, now_ms, quiet_s, _REBUILD_CHUNK[tier],
@@ -490,6 +518,7 @@ class DuckDBStore:
                     self._rebuild(tier, snap)
                     done.update(snap)
                     rebuilt += len(snap)
+            self._close_days(now_ms)
         st = self.refresh_stats
         st["runs"] += 1
         st["buckets"] += rebuilt
@@ -514,50 +543,118 @@ class DuckDBStore:
             f"DELETE FROM rollup_dirty WHERE tier = '{tier}' "
             f"AND {range_filter('bucket', ranges)}")
         self.dirty.clear(tier, snap)
-        day = TIER_MS["1d"]
         for lo, hi in ranges:
             self._rewritten(lo, hi)
-            if tier == "5m":  # rows appended after the day's: no longer in series order
-                self._clustered.difference_update(range(lo // day * day, hi, day))
-            elif tier == "1d" and not self._clustered.issuperset(range(lo, hi, day)):
-                # the day is closed and its finer tiers are rolled up
-                self._cluster_5m(lo, hi)
 
-    def _rebuild_whole_days(self, now_ms: int, quiet_s: float) -> int:
-        """Roll up the 5m buckets of days stale all at once and never rolled up before,
-        a range of series per transaction, so their rows are stored in series order (see
-        ``_WHOLE_DAY_MIN_BUCKETS``). Until the last transaction the buckets stay stale,
-        so reads take them from raw samples; after a crash the usual path redoes them."""
+    def _close_days(self, now_ms: int) -> None:
+        """Move every day that ended ``CLOSE_AFTER_MS`` ago and has no stale bucket from
+        the tables to Parquet files, a day per transaction (storage/closed_days.py).
+
+        The files are written inside the transaction that deletes the day's rows, so
+        they hold exactly the rows it deletes: samples committed meanwhile stay in the
+        table (and, being late for a closed day, reopen it at the next refresh)."""
+        horizon = (now_ms - CLOSE_AFTER_MS) // DAY_MS * DAY_MS
+        stale = self.dirty.days()
+        union = " UNION ".join(
+            f"SELECT DISTINCT {closed_days.time_column(t)} // {DAY_MS} * {DAY_MS} AS day "
+            f"FROM {closed_days.table(t)} WHERE {closed_days.time_column(t)} < {horizon}"
+            for t in TIERS)
+        days = [d for (d,) in self._maint.execute(union).fetchall() if d not in stale]
+        for day in sorted(days):
+            self._close_day(day)
+        if days:
+            self._give_back_blocks()
+
+    def _give_back_blocks(self) -> None:
+        """Let the database file shrink once closes left the metric tables empty (a
+        backfill, or an import, is over), when nothing else is writing.
+
+        DuckDB frees a closed day's blocks at the next checkpoint and cuts the file after
+        its last block in use. What keeps the end of the file in use is metadata: each
+        table's is rewritten, to the lowest free blocks, only when the table changed
+        since the last checkpoint. So every metric table is changed once (a sentinel row
+        added, then deleted, each committed; no read selects series -1) and
+        ``closed_files`` rewritten, then checkpointed. On the TSBS day: 44 MB → 3 MB.
+        With live data in the tables the freed blocks are reused by later writes, and
+        this is skipped, as it is when a write is in flight."""
         con = self._maint
-        day_ms = TIER_MS["1d"]
-        rebuilt = 0
-        for day, snap in self.dirty.whole_days(now_ms, quiet_s, _WHOLE_DAY_MIN_BUCKETS).items():
-            span = f"ts >= {day} AND ts < {day + day_ms}"
-            [(have,)] = con.execute(f"SELECT count(*) FROM rollup_5m WHERE bucket >= {day} "
-                                    f"AND bucket < {day + day_ms}").fetchall()
-            if have:  # rolled up before: late samples take the usual path
-                continue
-            per = con.execute(f"SELECT series_id, count(*) AS n FROM samples WHERE {span} "
-                              "GROUP BY 1 ORDER BY 1").fetchnumpy()
-            ids, n = per["series_id"], per["n"]
-            if not len(ids) or int(n.sum()) > _WHOLE_DAY_MAX_ROWS:
-                continue
-            # Consecutive series, about _WHOLE_DAY_ROWS raw rows a part (one at least).
-            part = np.cumsum(n) // _WHOLE_DAY_ROWS
-            cuts = np.flatnonzero(np.diff(part)) + 1
-            for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(ids)], strict=True):
-                where = f"{span} AND series_id BETWEEN {int(ids[lo])} AND {int(ids[hi - 1])}"
-                self._transaction(f"INSERT INTO rollup_5m SELECT * FROM "
-                                  f"({rollups.rebuild_from_raw_sql(where)}) "
-                                  "ORDER BY series_id, bucket")
-            ranges = merge_ranges(snap, TIER_MS["5m"])
-            self._transaction("DELETE FROM rollup_dirty WHERE tier = '5m' "
-                              f"AND {range_filter('bucket', ranges)}")
-            self.dirty.clear("5m", snap)
-            self._clustered.add(day)
-            self._rewritten(day, day + day_ms)
-            rebuilt += len(snap)
-        return rebuilt
+        if any(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in _METRIC):
+            return
+        try:
+            con.execute("CHECKPOINT")
+            for t, row in _METRIC.items():
+                con.execute(f"INSERT INTO {t} VALUES {row}")
+            self._transaction("CREATE TEMP TABLE _files AS SELECT * FROM closed_files",
+                              "DELETE FROM closed_files",
+                              "INSERT INTO closed_files SELECT * FROM _files",
+                              "DROP TABLE _files")
+            self._drop_sentinels()
+            con.execute("CHECKPOINT")
+        except duckdb.TransactionException:
+            log.debug("checkpoint after close skipped: a write was in flight")
+        finally:
+            self._drop_sentinels()
+
+    def _drop_sentinels(self) -> None:
+        for t in _METRIC:
+            self._maint.execute(f"DELETE FROM {t} WHERE {_SENTINEL[t]}")
+
+    def _close_day(self, day: int) -> None:
+        con = self._maint
+        generation = time.time_ns()
+        files: list[ClosedFile] = []
+        written: list[str] = []
+        con.execute("BEGIN")
+        try:
+            scale = closed_days.pick_scale(tuple(con.execute(closed_days.scale_sql(
+                f"ts >= {day} AND ts < {day + DAY_MS}")).fetchall()[0]))
+            for tier in TIERS:
+                col = closed_days.time_column(tier)
+                where = f"{col} >= {day} AND {col} < {day + DAY_MS}"
+                path = closed_days.file_path(self.closed_root, tier, day, generation)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                written.append(str(path))
+                [(n,)] = con.execute(closed_days.copy_sql(tier, where, scale, str(path))
+                                     ).fetchall()
+                if not n:
+                    path.unlink()
+                    continue
+                closed_days.sync(path)
+                files.append(ClosedFile(tier, day, str(path), int(n)))
+                con.execute(f"DELETE FROM {closed_days.table(tier)} WHERE {where}")
+            con.executemany("INSERT INTO closed_files VALUES (?, ?, ?, ?)",
+                            [(f.tier, f.day, f.path, f.rows) for f in files])
+            with self.guard.writing():
+                con.execute("COMMIT")
+                for f in files:
+                    self.manifest.add(f)
+        except BaseException:
+            con.execute("ROLLBACK")
+            closed_days.remove(written)
+            raise
+        # Same rows, now summed in another order (last bits): cached answers go.
+        self._rewritten(day, day + DAY_MS)
+
+    def _reopen_dirty_days(self) -> None:
+        """Bring closed days that received samples since back into the tables (their
+        files' rows, in one transaction), so their stale buckets are rebuilt as any
+        others; they close again once rolled up."""
+        for day in sorted(self.manifest.days() & self.dirty.days()):
+            con = self._maint
+            con.execute("BEGIN")
+            try:
+                for tier in TIERS:
+                    paths = self.manifest.paths(tier, day, day + 1)
+                    if paths:
+                        con.execute(f"INSERT INTO {closed_days.table(tier)} "
+                                    f"SELECT * FROM {closed_days.read_sql(tier, paths)}")
+                con.execute(f"DELETE FROM closed_files WHERE day = {day}")
+                with self.guard.writing():
+                    con.execute("COMMIT")
+                    closed_days.remove([f.path for f in self.manifest.drop_day(day)])
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
 
     def _transaction(self, *statements: str) -> None:
         """Run ``statements`` on the maintenance cursor in one transaction."""
@@ -571,42 +668,13 @@ class DuckDBStore:
             con.execute("ROLLBACK")
             raise
 
-    def _cluster_5m(self, start_ms: int, end_ms: int) -> None:
-        """Rewrite the 5m rows of ``[start_ms, end_ms)`` (closed days) in (series, bucket)
-        order, ``_CLUSTER_SERIES`` series per transaction.
-
-        Rolled up as buckets close, a day's rows are in time order: every row group holds
-        every series, so a read of one series scans the whole day. Clustered, its rows lie
-        in one row group and DuckDB's zone maps on ``series_id`` skip the others (Q1 of
-        the TSBS benchmark: one series over 12 h, ≈ 2 ms less). A transaction moves whole
-        series (delete and re-append their rows), so a read sees each series before or
-        after the move, never half; only a few MB of rows are held at once."""
-        con = self._maint
-        day = f"bucket >= {start_ms} AND bucket < {end_ms}"
-        [(rows,)] = con.execute(f"SELECT count(*) FROM rollup_5m WHERE {day}").fetchall()
-        if rows > _CLUSTER_MAX_ROWS:
-            return  # left in time order (see _CLUSTER_MAX_ROWS)
-        ids = con.execute(
-            f"SELECT DISTINCT series_id FROM rollup_5m WHERE {day} ORDER BY 1"
-        ).fetchnumpy()["series_id"]
-        for i in range(0, len(ids), _CLUSTER_SERIES):
-            part = ids[i:i + _CLUSTER_SERIES]
-            where = f"{day} AND series_id BETWEEN {int(part[0])} AND {int(part[-1])}"
-            self._transaction(
-                f"CREATE TEMP TABLE _cluster AS SELECT * FROM rollup_5m WHERE {where}",
-                f"DELETE FROM rollup_5m WHERE {where}",
-                "INSERT INTO rollup_5m SELECT * FROM _cluster ORDER BY series_id, bucket",
-                "DROP TABLE _cluster")
-        # The same rows: no value changes, but sums over them may now add in another
-        # order (last bits), so cached answers are dropped as for a rebuild.
-        self._rewritten(start_ms, end_ms)
-
     def recompute_rollups(self, start_ms: int, end_ms: int) -> int:
         w = TIER_MS["5m"]
         starts = np.arange(start_ms // w * w, end_ms, w, dtype=np.int64)
-        row = self._cursor().execute(
-            "SELECT min(ts), max(ts) FROM samples WHERE ts >= ? AND ts < ?", [start_ms, end_ms]
-        ).fetchall()[0]
+        with self.guard.reading():
+            row = self._cursor().execute(
+                f"SELECT min(ts), max(ts) FROM {self._rel('raw', start_ms, end_ms)} "
+                "WHERE ts >= ? AND ts < ?", [start_ms, end_ms]).fetchall()[0]
         if row[0] is None:
             return 0
         starts = starts[(starts + w > row[0]) & (starts <= row[1])]
@@ -624,26 +692,39 @@ class DuckDBStore:
         dirty = self.dirty.counts()
         tiers = {}
         for tier in ROLLUP_TIERS:
-            row = cur.execute(
-                f"SELECT count(*), min(bucket), max(bucket) FROM rollup_{tier}").fetchall()[0]
+            with self.guard.reading():
+                row = cur.execute(f"SELECT count(*), min(bucket), max(bucket) "
+                                  f"FROM {self._rel(tier, -(2**62), 2**62)}").fetchall()[0]
+                files, _, _ = self.manifest.rows(tier)
             tiers[tier] = {"rows": row[0], "first_bucket_ms": row[1], "last_bucket_ms": row[2],
-                           "stale_buckets": dirty[tier]}
+                           "stale_buckets": dirty[tier], "rows_in_closed_files": files}
         return {"tiers": tiers, "refresh": dict(self.refresh_stats)}
 
     def apply_retention(self, now_ms: int, retention_ms: dict[Tier, int]) -> dict[str, int]:
-        day = TIER_MS["1d"]
         deleted: dict[str, int] = {}
+        con = self._maint
         with self._maint_lock:
             for tier, keep in retention_ms.items():
                 if keep <= 0:
                     continue
                 # Whole days only, so no rollup bucket ever loses half of its raw samples.
-                cutoff = (now_ms - keep) // day * day
-                table, col = ("samples", "ts") if tier == "raw" else (f"rollup_{tier}", "bucket")
-                [(n,)] = self._maint.execute(
-                    f"DELETE FROM {table} WHERE {col} < {cutoff}").fetchall()
-                deleted[tier] = int(n)
-                if n:
+                cutoff = (now_ms - keep) // DAY_MS * DAY_MS
+                col = closed_days.time_column(tier)
+                con.execute("BEGIN")
+                try:
+                    [(n,)] = con.execute(f"DELETE FROM {closed_days.table(tier)} "
+                                         f"WHERE {col} < {cutoff}").fetchall()
+                    con.execute(f"DELETE FROM closed_files WHERE tier = '{tier}' "
+                                f"AND day < {cutoff}")
+                    with self.guard.writing():
+                        con.execute("COMMIT")
+                        gone = self.manifest.drop_before(tier, cutoff)
+                        closed_days.remove([f.path for f in gone])
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                deleted[tier] = int(n) + sum(f.rows for f in gone)
+                if deleted[tier]:
                     self._rewritten(-(2**63), cutoff)
         return deleted
 

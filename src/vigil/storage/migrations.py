@@ -128,6 +128,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             "DROP TABLE api_keys",
         ),
     ),
+    Migration(
+        5,
+        "closed days: the Parquet files that hold them (storage/closed_days.py)",
+        (
+            # One row per file; a day of a tier may have none (nothing of that tier).
+            """CREATE TABLE closed_files (
+                tier VARCHAR NOT NULL, day BIGINT NOT NULL, path VARCHAR NOT NULL,
+                rows BIGINT NOT NULL)""",
+        ),
+        # Going down forgets the files; ``vigil migrate`` refuses while any exist.
+        ("DROP TABLE closed_files",),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

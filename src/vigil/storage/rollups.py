@@ -4,11 +4,8 @@ Every commit marks the 5m, 1h and 1d buckets its samples fall in as dirty (in me
 with a version, and in the ``rollup_dirty`` table inside the same transaction, so a
 crash never loses the fact). The refresher rebuilds closed dirty buckets: 5m from raw
 samples, 1h from 5m, 1d from 1h. Until a bucket is rebuilt, reads take it from raw, so
-a rollup tier always answers exactly. Late samples simply make their buckets dirty again.
-A day's 5m rows are kept in series order, so reads of a few series skip most of the
-day: a day stale all at once (a backfill) is rolled up a range of series at a time;
-one rolled up as its buckets closed is rewritten in series order once its 1d bucket is
-rebuilt (``DuckDBStore._cluster_5m``).
+a rollup tier always answers exactly. Late samples simply make their buckets dirty again
+(and first bring a closed day back into the tables: storage/closed_days.py).
 """
 
 from __future__ import annotations
@@ -73,20 +70,11 @@ class DirtyBuckets:
             )[:limit]
             return {b: self._dirty[tier][b] for b in ready}
 
-    def whole_days(self, closed_before_ms: int, quiet_s: float, min_buckets: int
-                   ) -> dict[int, dict[int, int]]:
-        """Days whose stale 5m buckets are all ready to rebuild, at least ``min_buckets``
-        of them (a day written at once, as a backfill writes it, rather than late
-        samples): day start → the snapshot of its buckets."""
+    def days(self) -> set[int]:
+        """Starts of the days holding any stale bucket, of any tier."""
         day = TIER_MS["1d"]
-        ready = self.snapshot("5m", closed_before_ms, quiet_s)
         with self._lock:
-            waiting = {b // day for b in self._dirty["5m"] if b not in ready}
-        days: dict[int, dict[int, int]] = {}
-        for b, v in ready.items():
-            days.setdefault(b // day * day, {})[b] = v
-        return {d: snap for d, snap in days.items()
-                if len(snap) >= min_buckets and d // day not in waiting}
+            return {b // day * day for d in self._dirty.values() for b in d}
 
     def clear(self, tier: Tier, done: dict[int, int]) -> None:
         """Forget buckets rebuilt from a snapshot unless written again since."""

@@ -1,0 +1,246 @@
+"""Closed days: raw samples and rollups of days no longer written, as Parquet files.
+
+A day closes once it ended ``CLOSE_AFTER_MS`` ago and all its buckets are rolled up. Its
+rows leave the DuckDB tables for one Parquet file per tier, written by DuckDB itself and
+read back with ``read_parquet``. Why files: DuckDB keeps every block a table frees in its
+file (only the file's free tail is given back), so closed data stored once, outside the
+tables, is what lets the database file shrink back to the days still open. Why these
+encodings: the day's rows are sorted by series, so timestamps and series ids delta-code
+to almost nothing, and values that are decimals (most metrics) are stored as integers
+scaled by a power of ten, delta-coded and zstd-compressed: the TSBS day takes about
+1.3 B/sample raw, against 3.2 in the table (docs/benchmarks.md).
+
+Which files hold which day is the ``closed_files`` table (written in the same transaction
+that deletes the day's rows from the tables) mirrored by ``Manifest`` in memory. Readers
+hold ``FileGuard.reading()`` while they build and run a statement; the transaction that
+moves a day in or out of files commits, and its files are deleted, under ``writing()``,
+so no statement ever sees a day twice, misses it, or reads a deleted file.
+
+Scaled values are exact: a value is stored as ``round(v * p)`` only where dividing that
+integer by ``p`` gives ``v`` back bit for bit; other values (-0.0, values with more
+decimals or too large) keep their float column.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from vigil.storage.store import TIER_MS, TIERS, Tier
+
+DAY_MS = TIER_MS["1d"]
+# A day closes this long after its end (late samples until then are cheap: they only
+# mark buckets; after, they bring the day back into the tables once, see ``reopen``).
+CLOSE_AFTER_MS = 2 * TIER_MS["1h"]
+# Powers of ten tried for a day's values; the smallest with nearly every value exact wins.
+SCALES = (1, 10, 100, 1000, 10_000, 100_000, 1_000_000)
+_EXACT_ENOUGH = 0.99
+# The columns each tier keeps as doubles (scaled where exact), and the others.
+_VALUES: dict[Tier, tuple[str, ...]] = {
+    "raw": ("value",),
+    **{t: ("total", "min", "max", "last") for t in ("5m", "1h", "1d")},
+}
+_COLUMNS: dict[Tier, tuple[str, ...]] = {
+    "raw": ("series_id", "ts", "value"),
+    **{t: ("series_id", "bucket", "cnt", "total", "min", "max", "last_ts", "last",
+           "sk_keys", "sk_counts") for t in ("5m", "1h", "1d")},
+}
+# Row order in a file. Raw and 5m by series: a read of a few series over a day prunes
+# row groups by series id (TSBS Q1). 1h and 1d by bucket in small row groups: a quantile
+# of one hour over many series decodes that hour's sketches only (TSBS Q3; sketch lists
+# are the slowest part of a Parquet file to decode: ≈ 17 ms for a whole 1h day).
+_ORDER: dict[Tier, tuple[str, int]] = {
+    "raw": ("series_id, ts", 122_880),
+    "5m": ("series_id, bucket", 122_880),
+    "1h": ("bucket, series_id", 2_048),
+    "1d": ("bucket, series_id", 2_048),
+}
+_PARQUET = ("FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 9, PARQUET_VERSION V2, "
+            "DICTIONARY_SIZE_LIMIT 1")
+
+
+def table(tier: Tier) -> str:
+    return "samples" if tier == "raw" else f"rollup_{tier}"
+
+
+def time_column(tier: Tier) -> str:
+    return "ts" if tier == "raw" else "bucket"
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedFile:
+    tier: Tier
+    day: int  # start of the day, epoch ms
+    path: str
+    rows: int
+
+
+class Manifest:
+    """Which Parquet files hold which closed days (the in-memory mirror of
+    ``closed_files``). Read under ``FileGuard.reading()``; changed under ``writing()``."""
+
+    def __init__(self, files: list[ClosedFile] | None = None) -> None:
+        self._files: dict[Tier, dict[int, list[ClosedFile]]] = {t: {} for t in TIERS}
+        for f in files or []:
+            self.add(f)
+
+    def add(self, f: ClosedFile) -> None:
+        self._files[f.tier].setdefault(f.day, []).append(f)
+
+    def drop_day(self, day: int) -> list[ClosedFile]:
+        """Forget every file of ``day``; returns them."""
+        out: list[ClosedFile] = []
+        for by_day in self._files.values():
+            out += by_day.pop(day, [])
+        return out
+
+    def drop_before(self, tier: Tier, cutoff: int) -> list[ClosedFile]:
+        by_day = self._files[tier]
+        out: list[ClosedFile] = []
+        for day in [d for d in by_day if d < cutoff]:
+            out += by_day.pop(day)
+        return out
+
+    def paths(self, tier: Tier, start_ms: int, end_ms: int) -> list[str]:
+        """Files of ``tier`` whose day overlaps ``[start_ms, end_ms)``."""
+        return [f.path for day, fs in sorted(self._files[tier].items())
+                if day < end_ms and day + DAY_MS > start_ms for f in fs]
+
+    def days(self) -> set[int]:
+        return {d for by_day in self._files.values() for d in by_day}
+
+    def rows(self, tier: Tier) -> tuple[int, int | None, int | None]:
+        """Rows in files of ``tier``, and the first and last day holding any."""
+        by_day = self._files[tier]
+        n = sum(f.rows for fs in by_day.values() for f in fs)
+        return n, min(by_day, default=None), max(by_day, default=None)
+
+    def all(self) -> list[ClosedFile]:
+        return [f for by_day in self._files.values() for fs in by_day.values() for f in fs]
+
+
+class FileGuard:
+    """Many readers or one writer of the set of closed files (see the module doc).
+
+    Readers never wait for the ingest writer or for a Parquet file being written, only
+    for the commit that swaps files in or out (and the deletes after it)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writing = False
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._cond:
+            while self._writing:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._cond:
+            while self._writing:
+                self._cond.wait()
+            self._writing = True  # new readers wait from here
+            while self._readers:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+
+def scale_sql(where: str) -> str:
+    """Per power of ten in SCALES, how many raw values matching ``where`` it keeps exact."""
+    exact = ", ".join(f"count_if({_exact('value', p)})" for p in SCALES)
+    return f"SELECT count(*), {exact} FROM samples WHERE {where}"
+
+
+def pick_scale(counts: tuple[int, ...]) -> int:
+    """The smallest power of ten that keeps nearly every value exact (else the one that
+    keeps most), from ``scale_sql``'s row."""
+    total, *exact = counts
+    for p, n in zip(SCALES, exact, strict=True):
+        if total and n >= _EXACT_ENOUGH * total:
+            return p
+    return SCALES[max(range(len(SCALES)), key=lambda i: (exact[i], -i))]
+
+
+def _limit(p: int) -> float:
+    return float(2**53) / p  # |v * p| below this: the scaled integer is exact as a double
+
+
+def _exact(col: str, p: int) -> str:
+    return (f"(abs({col}) < {_limit(p)!r} AND round({col} * {p}.0) / {p}.0 = {col} "
+            f"AND NOT ({col} = 0 AND signbit({col})))")
+
+
+def copy_sql(tier: Tier, where: str, p: int, path: str) -> str:
+    """``COPY`` of ``tier``'s rows matching ``where`` to the Parquet file ``path``, values
+    scaled by ``p`` where exact."""
+    cols = []
+    for c in _COLUMNS[tier]:
+        if c in _VALUES[tier]:
+            cols += [f"CASE WHEN {_exact(c, p)} THEN round({c} * {p}.0)::BIGINT END AS {c}_i",
+                     f"CASE WHEN NOT {_exact(c, p)} THEN {c} END AS {c}_f"]
+        else:
+            cols.append(c)
+    order, group = _ORDER[tier]
+    return (f"COPY (SELECT {', '.join(cols)}, {p}.0::DOUBLE AS p FROM {table(tier)} "
+            f"WHERE {where} ORDER BY {order}) TO '{_quote(path)}' "
+            f"({_PARQUET}, ROW_GROUP_SIZE {group})")
+
+
+def read_sql(tier: Tier, paths: list[str]) -> str:
+    """A relation with ``tier``'s table columns, read from ``paths``."""
+    files = ", ".join(f"'{_quote(p)}'" for p in paths)
+    cols = [f"coalesce({c}_i / p, {c}_f) AS {c}" if c in _VALUES[tier] else c
+            for c in _COLUMNS[tier]]
+    return f"(SELECT {', '.join(cols)} FROM read_parquet([{files}]))"
+
+
+def _quote(path: str) -> str:
+    return path.replace("'", "''")
+
+
+def file_path(root: Path, tier: Tier, day: int, generation: int) -> Path:
+    """Where ``tier``'s file of ``day`` goes; a new generation for each close of the day,
+    so a file is never overwritten while the manifest may still name it."""
+    return root / f"{day}" / f"{tier}-{generation}.parquet"
+
+
+def sync(path: Path) -> None:
+    """Make a written file and its directory entry durable before a commit names it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def remove(paths: list[str]) -> None:
+    """Delete files and, when empty, their day's directory."""
+    for p in paths:
+        Path(p).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # other files of the day remain
+            Path(p).parent.rmdir()

@@ -1,0 +1,236 @@
+"""Closed days move to Parquet files and answer exactly as before; late samples bring a
+day back; failures and restarts leave every sample readable once; values round-trip
+bit for bit."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.storage.test_rollups import SERIES, T0, check, random_batch
+from vigil.core.errors import StoreUnavailable
+from vigil.core.types import SampleBatch
+from vigil.storage import closed_days
+from vigil.storage.closed_days import CLOSE_AFTER_MS, DAY_MS, pick_scale
+from vigil.storage.duckdb_store import DuckDBStore
+from vigil.storage.store import TIER_MS, TIERS, Selection
+
+CLOSED = T0 + DAY_MS + CLOSE_AFTER_MS  # the first moment day T0 may close
+
+
+def rows_in_tables(store: DuckDBStore) -> dict[str, int]:
+    cur = store._cursor()
+    return {t: cur.execute(f"SELECT count(*) FROM {closed_days.table(t)}").fetchall()[0][0]
+            for t in TIERS}
+
+
+def files(store: DuckDBStore) -> list[Path]:
+    return sorted(store.closed_root.glob("*/*.parquet"))
+
+
+def answers(store: DuckDBStore) -> list[list[float]]:
+    """Every read path over two days: columns as plain lists, sums last."""
+    ids = [i.id for i in store.find_series("t", "m")]
+    sel = Selection.each(ids)
+    out: list[list[float]] = []
+    sums: list[list[float]] = []
+    for tier in TIERS:
+        for step in (TIER_MS["1h"], DAY_MS):
+            b = store.buckets("t", tier, sel, T0, T0 + 2 * DAY_MS, step)
+            out += [b.group.tolist(), b.t_ms.tolist(), b.count.tolist(), b.min.tolist(),
+                    b.max.tolist(), b.last.tolist()]
+            sums.append(b.sum.tolist())
+            q = store.quantiles("t", tier, sel, T0, T0 + 2 * DAY_MS, step, 0.9)
+            out += [q.key.tolist(), q.t_ms.tolist(), q.value.tolist()]
+    r = store.raw("t", np.array(ids, np.int32), T0, T0 + 2 * DAY_MS)
+    return [*out, r.key.tolist(), r.t_ms.tolist(), r.value.tolist(), *sums]
+
+
+def same(a: list[list[float]], b: list[list[float]]) -> None:
+    """Equal, but for sums, which may add up in another order (last bits)."""
+    n = len(TIERS) * 2 * 9 + 3  # the columns before the sums
+    assert a[:n] == b[:n]
+    for x, y in zip(a[n:], b[n:], strict=True):
+        assert x == pytest.approx(y, rel=1e-12)
+
+
+def test_a_closed_day_moves_to_files_and_answers_the_same(store: DuckDBStore) -> None:
+    batch = random_batch(np.random.default_rng(1), 3000, DAY_MS)
+    store.submit("t", batch).result()
+    store.refresh_rollups(CLOSED - 1)  # rolled up, not yet closed
+    assert all(rows_in_tables(store).values())
+    assert files(store) == []
+    before = answers(store)
+    rewrites: list[tuple[int, int]] = []
+    store.rewrite_listeners.append(lambda lo, hi: rewrites.append((lo, hi)))
+    store.refresh_rollups(CLOSED)
+    assert rows_in_tables(store) == dict.fromkeys(TIERS, 0)
+    assert [p.name.split("-")[0] for p in files(store)] == ["1d", "1h", "5m", "raw"]
+    assert rewrites == [(T0, T0 + DAY_MS)]  # cached answers over the day are dropped
+    same(answers(store), before)
+    for tier in ("raw", "5m", "1h", "1d"):
+        check(store, [batch], tier, TIER_MS[tier] or TIER_MS["5m"])
+    status = store.rollup_status()["tiers"]["5m"]  # type: ignore[index]
+    assert status["rows"] == status["rows_in_closed_files"] > 0
+    assert status["first_bucket_ms"] >= T0
+
+
+def test_a_day_closes_only_when_over_and_rolled_up(store: DuckDBStore) -> None:
+    batch = random_batch(np.random.default_rng(2), 500, DAY_MS)
+    store.submit("t", batch).result()
+    store.refresh_rollups(CLOSED, quiet_s=3600)  # just written: not rolled up, stays
+    assert files(store) == [] and rows_in_tables(store)["raw"] == 500
+    store.refresh_rollups(CLOSED)
+    assert rows_in_tables(store)["raw"] == 0 and files(store)
+
+
+def test_late_samples_reopen_a_closed_day_which_closes_again(store: DuckDBStore) -> None:
+    rng = np.random.default_rng(3)
+    batches = [random_batch(rng, 2000, DAY_MS)]
+    store.submit("t", batches[0]).result()
+    store.refresh_rollups(CLOSED)
+    first = files(store)
+    batches.append(random_batch(rng, 30, DAY_MS))  # late, for the closed day
+    store.submit("t", batches[1]).result()
+    for tier in ("raw", "5m", "1h", "1d"):  # stale buckets come from raw meanwhile
+        check(store, batches, tier, TIER_MS[tier] or TIER_MS["5m"])
+    store.refresh_rollups(CLOSED)
+    second = files(store)
+    assert len(second) == 4 and not set(first) & set(second)  # a new generation
+    assert rows_in_tables(store) == dict.fromkeys(TIERS, 0)
+    for tier in ("raw", "5m", "1h", "1d"):
+        check(store, batches, tier, TIER_MS[tier] or TIER_MS["5m"])
+
+
+def test_a_failed_close_keeps_the_day_in_the_tables(
+        store: DuckDBStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    batch = random_batch(np.random.default_rng(4), 1000, DAY_MS)
+    store.submit("t", batch).result()
+    store.refresh_rollups(CLOSED - 1)
+    before = answers(store)
+    calls: list[Path] = []
+
+    def full_disk(path: Path) -> None:
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(closed_days, "sync", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        store.refresh_rollups(CLOSED)
+    assert files(store) == []  # the files written before the failure are gone
+    assert rows_in_tables(store)["raw"] == 1000
+    same(answers(store), before)
+    monkeypatch.undo()
+    store.refresh_rollups(CLOSED)
+    assert rows_in_tables(store)["raw"] == 0
+    check(store, [batch], "5m", TIER_MS["5m"])
+
+
+def test_closed_days_survive_a_restart_and_stray_files_go(tmp_path: Path) -> None:
+    s = DuckDBStore(tmp_path / "s.duckdb")
+    batch = random_batch(np.random.default_rng(5), 800, 2 * DAY_MS)
+    s.submit("t", batch).result()
+    s.refresh_rollups(CLOSED)  # day one closes, day two stays
+    before = answers(s)
+    kept = files(s)
+    s.close()
+    stray = s.closed_root / str(T0) / "raw-1.parquet"  # a close that never committed
+    stray.write_bytes(b"PAR1")
+    s = DuckDBStore(tmp_path / "s.duckdb")
+    try:
+        assert files(s) == kept
+        same(answers(s), before)
+        assert rows_in_tables(s)["raw"] > 0  # the second day
+    finally:
+        s.close()
+
+
+def test_retention_deletes_closed_files(store: DuckDBStore) -> None:
+    batch = random_batch(np.random.default_rng(6), 600, 3 * DAY_MS)
+    store.submit("t", batch).result()
+    store.refresh_rollups(T0 + 4 * DAY_MS)
+    assert len({p.parent.name for p in files(store)}) == 3
+    deleted = store.apply_retention(T0 + 4 * DAY_MS,
+                                    {"raw": 2 * DAY_MS, "5m": 0, "1h": 0, "1d": 0})
+    assert deleted["raw"] == int((batch.ts_ms < T0 + 2 * DAY_MS).sum())
+    assert {p.name.split("-")[0] for p in files(store) if p.parent.name == str(T0)} == {
+        "5m", "1h", "1d"}
+    ids = np.array([i.id for i in store.find_series("t", "m")], np.int32)
+    assert store.raw("t", ids, 0, 2**62).t_ms.min() >= T0 + 2 * DAY_MS
+
+
+def test_migrating_below_closed_files_is_refused_while_they_exist(
+        store: DuckDBStore) -> None:
+    store.submit("t", random_batch(np.random.default_rng(7), 50, DAY_MS)).result()
+    store.refresh_rollups(CLOSED)
+    with pytest.raises(StoreUnavailable, match="Parquet files"):
+        store.migrate(4)
+    assert store.schema_version() == 5
+
+
+def test_reads_during_closes_and_reopens_see_every_sample_once(store: DuckDBStore) -> None:
+    rng = np.random.default_rng(8)
+    batch = random_batch(rng, 2000, DAY_MS)
+    store.submit("t", batch).result()
+    ids = np.array([i.id for i in store.find_series("t", "m")], np.int32)
+    sel = Selection(ids, np.zeros(len(ids), np.int32))
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            b = store.buckets("t", "5m", sel, T0, T0 + DAY_MS, DAY_MS)
+            seen.append(int(b.count.sum()))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        total = len(batch)
+        for _ in range(3):  # close, then a late sample reopens it, and so on
+            store.refresh_rollups(CLOSED)
+            late = SampleBatch(SERIES, np.zeros(1, np.int32), np.array([T0 + 7], np.int64),
+                               np.ones(1))
+            store.submit("t", late).result()
+            total += 1
+        store.refresh_rollups(CLOSED)
+    finally:
+        stop.set()
+        reader.join()
+    assert seen and set(seen) <= set(range(len(batch), total + 1))
+    assert seen == sorted(seen)  # never a sample twice, never one lost and back
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(  # finite: the pipeline refuses others before the store
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.decimals(-10**6, 10**6, places=2, allow_nan=False).map(float),
+    st.sampled_from([0.0, -0.0, 4.36, 0.1, 1e300, -1e-300, 2.0**53, 123456.789]),
+), min_size=1, max_size=60))
+def test_values_come_back_from_files_bit_for_bit(tmp_path_factory: pytest.TempPathFactory,
+                                                  values: list[float]) -> None:
+    s = DuckDBStore(tmp_path_factory.mktemp("v") / "s.duckdb")
+    try:
+        v = np.array(values, np.float64)
+        ts = T0 + np.arange(len(v), dtype=np.int64) * 1000
+        s.submit("t", SampleBatch(SERIES[:1], np.zeros(len(v), np.int32), ts, v)).result()
+        s.refresh_rollups(CLOSED)
+        assert rows_in_tables(s)["raw"] == 0
+        [info] = s.find_series("t", "m")
+        got = s.raw("t", np.array([info.id], np.int32), T0, T0 + DAY_MS).value
+        assert got.view(np.int64).tolist() == v.view(np.int64).tolist()
+    finally:
+        s.close()
+
+
+def test_the_scale_is_the_smallest_power_of_ten_keeping_values_exact() -> None:
+    assert pick_scale((100, 10, 50, 100, 100, 100, 100, 100)) == 100
+    assert pick_scale((100, 100, 100, 100, 100, 100, 100, 100)) == 1
+    assert pick_scale((100, 0, 0, 0, 0, 0, 0, 3)) == 1_000_000  # mostly floats: the best
+    assert pick_scale((0, 0, 0, 0, 0, 0, 0, 0)) == 1
