@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from tests.storage.test_rollups import SERIES, T0, check, random_batch
 from vigil.core.errors import StoreUnavailable
 from vigil.core.types import SampleBatch
-from vigil.storage import closed_days
+from vigil.storage import closed_days, duckdb_store
 from vigil.storage.closed_days import CLOSE_AFTER_MS, DAY_MS, pick_scale
 from vigil.storage.duckdb_store import DuckDBStore
 from vigil.storage.store import TIER_MS, TIERS, Selection
@@ -234,3 +234,89 @@ def test_the_scale_is_the_smallest_power_of_ten_keeping_values_exact() -> None:
     assert pick_scale((100, 100, 100, 100, 100, 100, 100, 100)) == 1
     assert pick_scale((100, 0, 0, 0, 0, 0, 0, 3)) == 1_000_000  # mostly floats: the best
     assert pick_scale((0, 0, 0, 0, 0, 0, 0, 0)) == 1
+
+
+def quantiles_5m(store: DuckDBStore) -> list[list[float]]:
+    ids = [i.id for i in store.find_series("t", "m")]
+    out = []
+    for sel in (Selection.each(ids), Selection(np.array(ids, np.int32),
+                                               np.zeros(len(ids), np.int32))):
+        for step in (TIER_MS["5m"], TIER_MS["1h"]):
+            q = store.quantiles("t", "5m", sel, T0, T0 + 2 * DAY_MS, step, 0.5)
+            out += [q.key.tolist(), q.t_ms.tolist(), q.value.tolist()]
+    return out
+
+
+def test_5m_sketches_are_written_from_raw_before_raw_expires(
+        store: DuckDBStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While raw samples are kept, a closed day's 5m quantiles come from them (its 5m
+    files hold no sketches); retention writes the sketches before deleting raw, a range
+    of series per file, and the answers never change."""
+    monkeypatch.setattr(duckdb_store, "_CLOSE_PART_ROWS", 400)
+    batch = random_batch(np.random.default_rng(9), 2000, 2 * DAY_MS)
+    store.submit("t", batch).result()
+    store.refresh_rollups(CLOSED - 1)
+    before = quantiles_5m(store)
+    store.refresh_rollups(CLOSED + DAY_MS)  # both days closed
+    assert store.manifest.without_sketches() == [T0, T0 + DAY_MS]
+    assert len(store.manifest.paths("raw", T0, T0 + 1)) == 2  # ≈ 1,000 rows, in parts
+    assert quantiles_5m(store) == before
+    store.apply_retention(T0 + 3 * DAY_MS, {"raw": 2 * DAY_MS, "5m": 0, "1h": 0, "1d": 0})
+    assert store.manifest.without_sketches() == [T0 + DAY_MS]  # the day keeping raw
+    assert store.manifest.paths("raw", T0, T0 + 1) == []
+    assert len(store.manifest.paths("5m", T0, T0 + 1, sketches=True)) == 2
+    assert quantiles_5m(store) == before
+    check(store, [batch], "5m", TIER_MS["5m"])
+    store.close()  # the manifest on disk says the same
+    s = DuckDBStore(store.path)
+    try:
+        assert s.manifest.without_sketches() == [T0 + DAY_MS]
+        assert quantiles_5m(s) == before
+    finally:
+        s.close()
+
+
+def test_a_day_past_5m_retention_gets_no_sketches(store: DuckDBStore) -> None:
+    store.submit("t", random_batch(np.random.default_rng(10), 500, DAY_MS)).result()
+    store.refresh_rollups(CLOSED)
+    store.apply_retention(T0 + 3 * DAY_MS, {"raw": DAY_MS, "5m": DAY_MS, "1h": 0, "1d": 0})
+    assert store.manifest.paths("5m", T0, T0 + 1) == []
+    assert [p.name.split("-")[0] for p in files(store)] == ["1d", "1h"]
+
+
+def test_a_failed_sketch_write_keeps_raw_and_the_answers(
+        store: DuckDBStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.submit("t", random_batch(np.random.default_rng(11), 800, DAY_MS)).result()
+    store.refresh_rollups(CLOSED)
+    before, kept = quantiles_5m(store), files(store)
+
+    def full_disk(path: Path) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(closed_days, "sync", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        store.apply_retention(T0 + 3 * DAY_MS, {"raw": DAY_MS, "5m": 0, "1h": 0, "1d": 0})
+    assert files(store) == kept and store.manifest.without_sketches() == [T0]
+    assert quantiles_5m(store) == before
+    monkeypatch.undo()
+    store.apply_retention(T0 + 3 * DAY_MS, {"raw": DAY_MS, "5m": 0, "1h": 0, "1d": 0})
+    assert store.manifest.without_sketches() == [] and quantiles_5m(store) == before
+
+
+def test_a_closed_day_is_reopened_from_raw_and_its_rollups_rebuilt(
+        store: DuckDBStore) -> None:
+    rng = np.random.default_rng(12)
+    batches = [random_batch(rng, 1500, DAY_MS)]
+    store.submit("t", batches[0]).result()
+    store.refresh_rollups(CLOSED)
+    batches.append(random_batch(rng, 5, DAY_MS))
+    store.submit("t", batches[1]).result()
+    store.refresh_rollups(CLOSED, quiet_s=3600)  # reopened; the rebuild waits
+    assert store.manifest.days() == set() and rows_in_tables(store)["raw"] == 1505
+    assert store.rollup_status()["tiers"]["5m"]["stale_buckets"] == 288  # type: ignore[index]
+    for tier in ("5m", "1h", "1d"):  # stale: from raw
+        check(store, batches, tier, TIER_MS[tier])
+    store.refresh_rollups(CLOSED)
+    assert store.manifest.without_sketches() == [T0]
+    for tier in ("5m", "1h", "1d"):
+        check(store, batches, tier, TIER_MS[tier])

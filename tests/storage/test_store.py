@@ -232,7 +232,7 @@ def test_rewrite_listeners_hear_of_rebuilds_recomputes_and_deletes(store: DuckDB
                                     (start, start + 3_600_000),
                                     (start + day, start + day + 3_600_000),
                                     (start, start + day), (start + day, start + 2 * day),
-                                    # the closed days' 5m rows put in series order
+                                    # the days closed into files
                                     (start, start + day), (start + day, start + 2 * day)])
     heard.clear()
     store.recompute_rollups(start + day, start + 2 * day)

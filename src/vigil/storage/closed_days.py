@@ -78,6 +78,7 @@ class ClosedFile:
     day: int  # start of the day, epoch ms
     path: str
     rows: int
+    sketches: bool = True  # False: a 5m file whose day's quantiles come from raw
 
 
 class Manifest:
@@ -106,10 +107,24 @@ class Manifest:
             out += by_day.pop(day)
         return out
 
-    def paths(self, tier: Tier, start_ms: int, end_ms: int) -> list[str]:
-        """Files of ``tier`` whose day overlaps ``[start_ms, end_ms)``."""
+    def paths(self, tier: Tier, start_ms: int, end_ms: int, sketches: bool = False
+              ) -> list[str]:
+        """Files of ``tier`` whose day overlaps ``[start_ms, end_ms)`` (only those
+        holding sketches if ``sketches``)."""
         return [f.path for day, fs in sorted(self._files[tier].items())
-                if day < end_ms and day + DAY_MS > start_ms for f in fs]
+                if day < end_ms and day + DAY_MS > start_ms
+                for f in fs if f.sketches or not sketches]
+
+    def without_sketches(self) -> list[int]:
+        """Days whose 5m files hold no sketches (their raw samples are kept)."""
+        return sorted(d for d, fs in self._files["5m"].items() if not fs[0].sketches)
+
+    def replace(self, tier: Tier, day: int, files: list[ClosedFile]) -> list[ClosedFile]:
+        """Put ``files`` in place of ``tier``'s files of ``day``; returns the old ones."""
+        old = self._files[tier].pop(day, [])
+        if files:
+            self._files[tier][day] = list(files)
+        return old
 
     def days(self) -> set[int]:
         return {d for by_day in self._files.values() for d in by_day}
@@ -171,6 +186,34 @@ def scale_sql(where: str) -> str:
     return f"SELECT count(*), {exact} FROM samples WHERE {where}"
 
 
+def scale_of_sql(paths: list[str]) -> str:
+    """The power of ten the files at ``paths`` (one day's) were written with."""
+    return f"SELECT first(p) FROM read_parquet([{_list(paths)}])"
+
+
+def parts_sql(source: str, where: str) -> str:
+    """Rows per series of ``source`` matching ``where``, in series order (see ``parts``)."""
+    return (f"SELECT series_id, count(*) AS n FROM {source} WHERE {where} "
+            "GROUP BY 1 ORDER BY 1")
+
+
+def parts(ids: list[int], counts: list[int], rows: int) -> list[str]:
+    """Predicates splitting series (with their row counts, in id order) into consecutive
+    ranges of about ``rows`` rows each (a series is never split)."""
+    out: list[str] = []
+    first, n = None, 0
+    for sid, c in zip(ids, counts, strict=True):
+        if first is None:
+            first = sid
+        n += c
+        if n >= rows:
+            out.append(f"series_id BETWEEN {first} AND {sid}")
+            first, n = None, 0
+    if first is not None:
+        out.append(f"series_id BETWEEN {first} AND {ids[-1]}")
+    return out
+
+
 def pick_scale(counts: tuple[int, ...]) -> int:
     """The smallest power of ten that keeps nearly every value exact (else the one that
     keeps most), from ``scale_sql``'s row."""
@@ -190,38 +233,46 @@ def _exact(col: str, p: int) -> str:
             f"AND NOT ({col} = 0 AND signbit({col})))")
 
 
-def copy_sql(tier: Tier, where: str, p: int, path: str) -> str:
-    """``COPY`` of ``tier``'s rows matching ``where`` to the Parquet file ``path``, values
-    scaled by ``p`` where exact."""
+def copy_sql(tier: Tier, where: str, p: int, path: str, *, source: str | None = None,
+             sketches: bool = True) -> str:
+    """``COPY`` of ``tier``'s rows matching ``where`` (from its table, or ``source``) to
+    the Parquet file ``path``, values scaled by ``p`` where exact; sketches as empty
+    lists unless ``sketches``."""
     cols = []
     for c in _COLUMNS[tier]:
         if c in _VALUES[tier]:
             cols += [f"CASE WHEN {_exact(c, p)} THEN round({c} * {p}.0)::BIGINT END AS {c}_i",
                      f"CASE WHEN NOT {_exact(c, p)} THEN {c} END AS {c}_f"]
+        elif c.startswith("sk_") and not sketches:
+            cols.append(f"[]::INTEGER[] AS {c}")
         else:
             cols.append(c)
     order, group = _ORDER[tier]
-    return (f"COPY (SELECT {', '.join(cols)}, {p}.0::DOUBLE AS p FROM {table(tier)} "
+    return (f"COPY (SELECT {', '.join(cols)}, {p}.0::DOUBLE AS p FROM {source or table(tier)} "
             f"WHERE {where} ORDER BY {order}) TO '{_quote(path)}' "
             f"({_PARQUET}, ROW_GROUP_SIZE {group})")
 
 
 def read_sql(tier: Tier, paths: list[str]) -> str:
     """A relation with ``tier``'s table columns, read from ``paths``."""
-    files = ", ".join(f"'{_quote(p)}'" for p in paths)
     cols = [f"coalesce({c}_i / p, {c}_f) AS {c}" if c in _VALUES[tier] else c
             for c in _COLUMNS[tier]]
-    return f"(SELECT {', '.join(cols)} FROM read_parquet([{files}]))"
+    return f"(SELECT {', '.join(cols)} FROM read_parquet([{_list(paths)}]))"
+
+
+def _list(paths: list[str]) -> str:
+    return ", ".join(f"'{_quote(p)}'" for p in paths)
 
 
 def _quote(path: str) -> str:
     return path.replace("'", "''")
 
 
-def file_path(root: Path, tier: Tier, day: int, generation: int) -> Path:
-    """Where ``tier``'s file of ``day`` goes; a new generation for each close of the day,
-    so a file is never overwritten while the manifest may still name it."""
-    return root / f"{day}" / f"{tier}-{generation}.parquet"
+def file_path(root: Path, tier: Tier, day: int, generation: int, part: int) -> Path:
+    """Where a part of ``tier``'s files of ``day`` goes; a new generation each time the
+    day's files are written, so a file is never overwritten while the manifest may still
+    name it."""
+    return root / f"{day}" / f"{tier}-{generation}-{part}.parquet"
 
 
 def sync(path: Path) -> None:

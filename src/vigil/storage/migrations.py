@@ -132,10 +132,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         5,
         "closed days: the Parquet files that hold them (storage/closed_days.py)",
         (
-            # One row per file; a day of a tier may have none (nothing of that tier).
+            # One row per file; a day of a tier may have none (nothing of that tier), or
+            # several (a range of series each). sketches: false for 5m files written
+            # while the day's raw samples are kept (quantiles then read those).
             """CREATE TABLE closed_files (
                 tier VARCHAR NOT NULL, day BIGINT NOT NULL, path VARCHAR NOT NULL,
-                rows BIGINT NOT NULL)""",
+                rows BIGINT NOT NULL, sketches BOOLEAN NOT NULL)""",
         ),
         # Going down forgets the files; ``vigil migrate`` refuses while any exist.
         ("DROP TABLE closed_files",),

@@ -119,12 +119,18 @@ def dirty_rows_sql(buckets: Mapping[Tier, Int64Array]) -> str:
 
 
 def merge_ranges(starts: Iterable[int], width: int) -> list[tuple[int, int]]:
+    """The buckets of ``width`` at ``starts`` as merged half-open ranges."""
+    return merge_ranges_of((b, b + width) for b in starts)
+
+
+def merge_ranges_of(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Half-open ranges merged where they overlap or touch, in order."""
     out: list[tuple[int, int]] = []
-    for b in sorted(starts):
-        if out and out[-1][1] == b:
-            out[-1] = (out[-1][0], b + width)
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
         else:
-            out.append((b, b + width))
+            out.append((lo, hi))
     return out
 
 
@@ -135,12 +141,12 @@ def range_filter(col: str, ranges: list[tuple[int, int]]) -> str:
     return "(" + " OR ".join(f"({col} >= {lo} AND {col} < {hi})" for lo, hi in ranges) + ")"
 
 
-def rebuild_from_raw_sql(where: str) -> str:
-    """Rows of ``rollup_5m`` computed from raw samples matching ``where``."""
+def rebuild_from_raw_sql(where: str, source: str = "samples") -> str:
+    """Rows of ``rollup_5m`` computed from raw samples (of ``source``) matching ``where``."""
     w = TIER_MS["5m"]
     return f"""
     WITH s AS (SELECT series_id, ts // {w} * {w} AS bucket, ts, value, {key_sql("value")} AS k
-               FROM samples WHERE {where}),
+               FROM {source} WHERE {where}),
     a AS (SELECT series_id, bucket, count(*) AS cnt, sum(value) AS total, min(value) AS min,
                  max(value) AS max, max(ts) AS last_ts, arg_max(value, ts) AS last
           FROM s GROUP BY series_id, bucket),
