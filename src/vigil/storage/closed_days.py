@@ -31,6 +31,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from vigil.core.types import Int64Array
 from vigil.storage.store import TIER_MS, TIERS, Tier
 
 DAY_MS = TIER_MS["1d"]
@@ -50,13 +53,17 @@ _COLUMNS: dict[Tier, tuple[str, ...]] = {
     **{t: ("series_id", "bucket", "cnt", "total", "min", "max", "last_ts", "last",
            "sk_keys", "sk_counts") for t in ("5m", "1h", "1d")},
 }
-# Row order in a file. Raw and 5m by series: a read of a few series over a day prunes
-# row groups by series id (TSBS Q1). 1h and 1d by bucket in small row groups: a quantile
-# of one hour over many series decodes that hour's sketches only (TSBS Q3; sketch lists
-# are the slowest part of a Parquet file to decode: ≈ 17 ms for a whole 1h day).
+# Row order in a file, and rows per row group. Raw and 5m by metric, then series: a read
+# of one metric (every query names one) or of a few series prunes row groups by the
+# metric's ``name_key`` and the series id (TSBS Q1, Q3: the series of a metric are not
+# adjacent ids when a host's fields arrive together, as Telegraf sends them). 1h and 1d
+# by bucket in small row groups: a quantile of one hour over many series decodes that
+# hour's sketches only (sketch lists are the slowest part of a Parquet file to decode:
+# ≈ 17 ms for a whole 1h day).
+_KEYED = ("raw", "5m")
 _ORDER: dict[Tier, tuple[str, int]] = {
-    "raw": ("series_id, ts", 122_880),
-    "5m": ("series_id, bucket", 122_880),
+    "raw": ("name_key, series_id, ts", 122_880),
+    "5m": ("name_key, series_id, bucket", 122_880),
     "1h": ("bucket, series_id", 2_048),
     "1d": ("bucket, series_id", 2_048),
 }
@@ -191,27 +198,20 @@ def scale_of_sql(paths: list[str]) -> str:
     return f"SELECT first(p) FROM read_parquet([{_list(paths)}])"
 
 
-def parts_sql(source: str, where: str) -> str:
-    """Rows per series of ``source`` matching ``where``, in series order (see ``parts``)."""
-    return (f"SELECT series_id, count(*) AS n FROM {source} WHERE {where} "
-            "GROUP BY 1 ORDER BY 1")
+# The first series id of each (tenant, metric name): ``SeriesIndex.name_key``'s rule.
+ORDER_SQL = ("SELECT id AS series_id, min(id) OVER (PARTITION BY tenant, name) AS name_key "
+             "FROM series")
 
 
-def parts(ids: list[int], counts: list[int], rows: int) -> list[str]:
-    """Predicates splitting series (with their row counts, in id order) into consecutive
-    ranges of about ``rows`` rows each (a series is never split)."""
-    out: list[str] = []
-    first, n = None, 0
-    for sid, c in zip(ids, counts, strict=True):
-        if first is None:
-            first = sid
-        n += c
-        if n >= rows:
-            out.append(f"series_id BETWEEN {first} AND {sid}")
-            first, n = None, 0
-    if first is not None:
-        out.append(f"series_id BETWEEN {first} AND {ids[-1]}")
-    return out
+def assign_parts(series_id: Int64Array, name_key: Int64Array, rows: Int64Array,
+                 part_rows: int) -> tuple[Int64Array, Int64Array]:
+    """Every series' place in a closed file: the order (metric, series) and, cutting that
+    order into consecutive runs of about ``part_rows`` rows (``rows`` per series; a series
+    is never split), its part. Returns (order of the inputs, part of each, in that order).
+    """
+    order = np.lexsort((series_id, name_key))
+    filled = np.cumsum(rows[order]) - rows[order]  # rows before each series
+    return order, (filled // max(part_rows, 1)).astype(np.int64)
 
 
 def pick_scale(counts: tuple[int, ...]) -> int:
@@ -235,10 +235,10 @@ def _exact(col: str, p: int) -> str:
 
 def copy_sql(tier: Tier, where: str, p: int, path: str, *, source: str | None = None,
              sketches: bool = True) -> str:
-    """``COPY`` of ``tier``'s rows matching ``where`` (from its table, or ``source``) to
-    the Parquet file ``path``, values scaled by ``p`` where exact; sketches as empty
-    lists unless ``sketches``."""
-    cols = []
+    """``COPY`` of ``tier``'s rows matching ``where`` (from its table, or ``source``, which
+    for raw and 5m also gives ``name_key``) to the Parquet file ``path``, values scaled by
+    ``p`` where exact; sketches as empty lists unless ``sketches``."""
+    cols = ["name_key"] if tier in _KEYED else []
     for c in _COLUMNS[tier]:
         if c in _VALUES[tier]:
             cols += [f"CASE WHEN {_exact(c, p)} THEN round({c} * {p}.0)::BIGINT END AS {c}_i",
@@ -253,11 +253,14 @@ def copy_sql(tier: Tier, where: str, p: int, path: str, *, source: str | None = 
             f"({_PARQUET}, ROW_GROUP_SIZE {group})")
 
 
-def read_sql(tier: Tier, paths: list[str]) -> str:
-    """A relation with ``tier``'s table columns, read from ``paths``."""
+def read_sql(tier: Tier, paths: list[str], keys: list[int] | None = None) -> str:
+    """A relation with ``tier``'s table columns, read from ``paths``; with ``keys``, only
+    the rows of those metrics (``SeriesIndex.name_key``), which prunes row groups."""
     cols = [f"coalesce({c}_i / p, {c}_f) AS {c}" if c in _VALUES[tier] else c
             for c in _COLUMNS[tier]]
-    return f"(SELECT {', '.join(cols)} FROM read_parquet([{_list(paths)}]))"
+    where = (f" WHERE name_key IN ({', '.join(map(str, keys))})"
+             if keys is not None and tier in _KEYED else "")
+    return f"(SELECT {', '.join(cols)} FROM read_parquet([{_list(paths)}]){where})"
 
 
 def _list(paths: list[str]) -> str:

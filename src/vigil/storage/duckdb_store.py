@@ -83,6 +83,8 @@ _METRIC = {
     **{f"rollup_{t}": "(-1, -1, 0, 0, 0, 0, 0, 0, [], [])" for t in ("5m", "1h", "1d")},
     "rollup_dirty": "('-', -1)",
 }
+# Ranges up to this many days are checked for being wholly closed (see ``_rel``).
+_SKIP_TABLE_MAX_DAYS = 400
 # Raw rows per closed file (a range of series each): bounds the sort before the write
 # (≈ 36 MB for 1 M rows) and the sketch merge when 5m sketches are written from them.
 _CLOSE_PART_ROWS = 1_000_000
@@ -364,24 +366,35 @@ class DuckDBStore:
             if registered:
                 cur.unregister("_sel")
 
-    def _rel(self, tier: Tier, start_ms: int, end_ms: int, sketches: bool = False) -> str:
+    def _rel(self, tier: Tier, start_ms: int, end_ms: int, keys: list[int] | None = None,
+             sketches: bool = False) -> str:
         """``tier``'s table, with the closed files of days overlapping the range (only
-        those with sketches if ``sketches``); the caller holds ``self.guard.reading()``
-        until its statement has run."""
+        the rows of metrics ``keys``, and files with sketches if ``sketches``); the caller
+        holds ``self.guard.reading()`` until its statement has run.
+
+        The table is left out when every day of the range is closed and none has stale
+        buckets: a closed day's rows are in the tables only while it has (late samples
+        mark them; its rollups are rebuilt only once it is reopened)."""
         paths = self.manifest.paths(tier, start_ms, end_ms, sketches)
         name = closed_days.table(tier)
         if not paths:
             return name
-        return f"(SELECT * FROM {name} UNION ALL {closed_days.read_sql(tier, paths)})"
+        files = closed_days.read_sql(tier, paths, keys)
+        first, last = start_ms // DAY_MS * DAY_MS, (end_ms - 1) // DAY_MS * DAY_MS
+        if last - first <= _SKIP_TABLE_MAX_DAYS * DAY_MS:
+            days = set(range(first, last + 1, DAY_MS))
+            if days <= self.manifest.days() and not days & self.dirty.days():
+                return files
+        return f"(SELECT * FROM {name} UNION ALL {files})"
 
     def _sources(
         self, tier: Tier, start_ms: int, end_ms: int, series: str, rollup_cols: str,
-        raw_cols: str, *, sketches: bool = False,
+        raw_cols: str, keys: list[int], *, sketches: bool = False,
     ) -> str:
         """Rows of ``tier`` in range, with still-dirty buckets read from raw samples (and,
         when reading ``sketches``, closed days whose 5m files hold none)."""
         raw = (f"SELECT series_id, ts AS t0, {raw_cols} "
-               f"FROM {self._rel('raw', start_ms, end_ms)} "
+               f"FROM {self._rel('raw', start_ms, end_ms, keys)} "
                f"WHERE {series} AND ts >= {start_ms} AND ts < {end_ms}")
         if tier == "raw":
             return raw
@@ -391,7 +404,7 @@ class DuckDBStore:
                 (d, d + DAY_MS) for d in self.manifest.without_sketches()
                 if d < end_ms and d + DAY_MS > start_ms)])
         rolled = (f"SELECT series_id, bucket AS t0, {rollup_cols} "
-                  f"FROM {self._rel(tier, start_ms, end_ms, sketches)} "
+                  f"FROM {self._rel(tier, start_ms, end_ms, keys, sketches)} "
                   f"WHERE {series} AND bucket >= {start_ms} AND bucket < {end_ms}")
         if not dirty:
             return rolled
@@ -426,6 +439,7 @@ class DuckDBStore:
             return _empty_buckets()
         cur = self._cursor()
         with self.guard.reading(), self._selected(cur, sel) as s:
+            keys = self.index.name_keys(sel.series_ids)
             cols = "cnt, total, min, max, last_ts, last"
             if (tier != "raw" and step_ms == TIER_MS[tier] and not s.join
                     and (s.lut is not None or len(sel.series_ids) == 1)
@@ -434,13 +448,13 @@ class DuckDBStore:
                 # no grouping needed.
                 c = self._fetch(cur, s, f"""
                     SELECT {s.grp} AS grp, bucket AS t, {cols}
-                    FROM {self._rel(tier, start_ms, end_ms)}
+                    FROM {self._rel(tier, start_ms, end_ms, keys)}
                     WHERE {s.where} AND bucket >= {start_ms} AND bucket < {end_ms}""")
                 return _buckets(c)
             src = self._sources(
                 tier, start_ms, end_ms, s.where, cols,
                 "1 AS cnt, value AS total, value AS min, value AS max, ts AS last_ts, "
-                "value AS last",
+                "value AS last", keys,
             )
             c = self._fetch(cur, s, f"""
                 SELECT {s.grp} AS grp, t0 // {step_ms} * {step_ms} AS t,
@@ -459,7 +473,8 @@ class DuckDBStore:
             return _empty_points()
         cur = self._cursor()
         with self.guard.reading(), self._selected(cur, sel) as s:
-            raw = self._rel("raw", start_ms, end_ms)
+            keys = self.index.name_keys(sel.series_ids)
+            raw = self._rel("raw", start_ms, end_ms, keys)
             t0 = start_ms // step_ms * step_ms
             if tier == "raw" and s.one_group and (end_ms - 1) // step_ms * step_ms == t0:
                 # One group, one step bucket (a dashboard's "p95 of the last hour"): one
@@ -480,7 +495,7 @@ class DuckDBStore:
                 src = self._sources(
                     tier, start_ms, end_ms, s.where,
                     "unnest(sk_keys) AS sk, unnest(sk_counts) AS c",
-                    f"{key_sql('value')} AS sk, 1 AS c", sketches=True,
+                    f"{key_sql('value')} AS sk, 1 AS c", keys, sketches=True,
                 )
                 sql = f"""
                     WITH m AS (SELECT {s.grp} AS k, t0 // {step_ms} * {step_ms} AS t, sk,
@@ -501,7 +516,7 @@ class DuckDBStore:
         cur = self._cursor()
         with self.guard.reading(), self._selected(cur, Selection(sel.series_ids,
                                                                  sel.series_ids)) as s:
-            raw = self._rel("raw", start_ms, end_ms)
+            raw = self._rel("raw", start_ms, end_ms, self.index.name_keys(sel.series_ids))
             c = self._fetch(cur, s, f"SELECT series_id AS k, ts AS t, value FROM {raw} "
                                     f"WHERE {s.where} AND ts >= {start_ms} AND ts < {end_ms} "
                                     f"ORDER BY series_id, ts")
@@ -522,13 +537,16 @@ class DuckDBStore:
         rebuilt = 0
         with self._maint_lock:
             self._reopen_dirty_days()
+            closed = self.manifest.days()  # samples that came since: reopened next run
             for tier in ROLLUP_TIERS:
                 done: set[int] = set()  # a bucket written again meanwhile waits for next run
                 while snap := self.dirty.snapshot(tier, now_ms, quiet_s, _REBUILD_CHUNK[tier],
                                                   exclude=done):
-                    self._rebuild(tier, snap)
                     done.update(snap)
-                    rebuilt += len(snap)
+                    snap = {b: v for b, v in snap.items() if b // DAY_MS * DAY_MS not in closed}
+                    if snap:
+                        self._rebuild(tier, snap)
+                        rebuilt += len(snap)
             self._close_days(now_ms)
         st = self.refresh_stats
         st["runs"] += 1
@@ -620,8 +638,10 @@ class DuckDBStore:
         written: list[str] = []
         con.execute("BEGIN")
         try:
-            scale = closed_days.pick_scale(tuple(con.execute(closed_days.scale_sql(
-                f"ts >= {day} AND ts < {day + DAY_MS}")).fetchall()[0]))
+            raw_day = f"ts >= {day} AND ts < {day + DAY_MS}"
+            scale = closed_days.pick_scale(tuple(con.execute(
+                closed_days.scale_sql(raw_day)).fetchall()[0]))
+            parts = self._register_order(f"samples WHERE {raw_day}")
             for tier in TIERS:
                 col = closed_days.time_column(tier)
                 where = f"{col} >= {day} AND {col} < {day + DAY_MS}"
@@ -629,21 +649,29 @@ class DuckDBStore:
                 # them: the 5m sketches (0.64 B/sample on the TSBS day, as much as half
                 # the raw samples) are written when raw expires (_keep_sketches).
                 sketches = tier != "5m" or not any(f.tier == "raw" for f in files)
-                split = (self._parts(closed_days.table(tier), where) if tier == "raw"
-                         else [where])
-                for part, sub in enumerate(split):
+                keyed = tier in ("raw", "5m")
+                copied = 0
+                for part in range(parts if keyed else 1):
                     path = closed_days.file_path(self.closed_root, tier, day, generation, part)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     written.append(str(path))
+                    source = (f"(SELECT t.*, o.name_key FROM {closed_days.table(tier)} t "
+                              f"JOIN _order o USING (series_id) WHERE o.part = {part})"
+                              if keyed else None)
                     [(n,)] = con.execute(closed_days.copy_sql(
-                        tier, f"{where} AND {sub}", scale, str(path), sketches=sketches)
+                        tier, where, scale, str(path), source=source, sketches=sketches)
                     ).fetchall()
                     if not n:
                         path.unlink()
                         continue
                     closed_days.sync(path)
                     files.append(ClosedFile(tier, day, str(path), int(n), sketches))
-                con.execute(f"DELETE FROM {closed_days.table(tier)} WHERE {where}")
+                    copied += n
+                [(deleted,)] = con.execute(
+                    f"DELETE FROM {closed_days.table(tier)} WHERE {where}").fetchall()
+                if deleted != copied:  # never delete a row no file holds
+                    raise StoreUnavailable(f"closing day {day}: {deleted} {tier} rows to "
+                                           f"move but {copied} written")
             con.executemany("INSERT INTO closed_files VALUES (?, ?, ?, ?, ?)",
                             [(f.tier, f.day, f.path, f.rows, f.sketches) for f in files])
             with self.guard.writing():
@@ -654,14 +682,30 @@ class DuckDBStore:
             con.execute("ROLLBACK")
             closed_days.remove(written)
             raise
+        finally:
+            con.unregister("_order")
         # Same rows, now summed in another order (last bits): cached answers go.
         self._rewritten(day, day + DAY_MS)
 
-    def _parts(self, source: str, where: str) -> list[str]:
-        """Series ranges of about ``_CLOSE_PART_ROWS`` rows of ``source`` each (one file
-        each), so the sort before a file is written holds that much at once."""
-        c = self._maint.execute(closed_days.parts_sql(source, where)).fetchnumpy()
-        return closed_days.parts(c["series_id"].tolist(), c["n"].tolist(), _CLOSE_PART_ROWS)
+    def _register_order(self, rows_from: str) -> int:
+        """Register ``_order`` (series_id, name_key, part) on the maintenance cursor for
+        every series: its metric's key and its part of a closed day's files (series in
+        (metric, series) order, about ``_CLOSE_PART_ROWS`` raw rows of ``rows_from`` a
+        part, bounding the sort before each file is written). Returns how many parts."""
+        con = self._maint
+        keys = con.execute(closed_days.ORDER_SQL).fetchnumpy()
+        counts = con.execute(f"SELECT series_id, count(*) AS n FROM {rows_from} "
+                             "GROUP BY 1").fetchnumpy()
+        by_id = np.argsort(keys["series_id"])
+        ids = keys["series_id"][by_id].astype(np.int64)
+        name_key = keys["name_key"][by_id].astype(np.int64)
+        rows = np.zeros(len(ids), np.int64)
+        rows[np.searchsorted(ids, counts["series_id"])] = counts["n"]
+        order, part = closed_days.assign_parts(ids, name_key, rows, _CLOSE_PART_ROWS)
+        con.register("_order", pa.table({"series_id": ids[order].astype(np.int32),
+                                         "name_key": name_key[order].astype(np.int32),
+                                         "part": part}))
+        return int(part[-1]) + 1 if len(part) else 1
 
     def _reopen_dirty_days(self) -> None:
         """Bring closed days that received samples since back into the tables, so their
@@ -704,14 +748,18 @@ class DuckDBStore:
             con.execute("BEGIN")
             try:
                 [(scale,)] = con.execute(closed_days.scale_of_sql(paths)).fetchall()
-                for part, sub in enumerate(self._parts(raw, "TRUE")):
+                for part in range(self._register_order(raw)):
                     path = closed_days.file_path(self.closed_root, "5m", day, generation, part)
                     files.append(ClosedFile("5m", day, str(path), 0))
+                    rolled = rollups.rebuild_from_raw_sql(
+                        f"series_id IN (SELECT series_id FROM _order WHERE part = {part})", raw)
                     [(n,)] = con.execute(closed_days.copy_sql(
                         "5m", "TRUE", int(scale), str(path),
-                        source=f"({rollups.rebuild_from_raw_sql(sub, raw)})")).fetchall()
+                        source=f"(SELECT r.*, o.name_key FROM ({rolled}) r "
+                               "JOIN _order o USING (series_id))")).fetchall()
                     closed_days.sync(path)
                     files[-1] = ClosedFile("5m", day, str(path), int(n))
+                con.unregister("_order")
                 con.execute(f"DELETE FROM closed_files WHERE tier = '5m' AND day = {day}")
                 con.executemany("INSERT INTO closed_files VALUES (?, ?, ?, ?, ?)",
                                 [(f.tier, f.day, f.path, f.rows, True) for f in files])
@@ -721,6 +769,7 @@ class DuckDBStore:
                     closed_days.remove([f.path for f in old])
             except BaseException:
                 con.execute("ROLLBACK")
+                con.unregister("_order")
                 closed_days.remove([f.path for f in files])
                 raise
             # No rewrite to announce: quantiles read the same keys from the sketches as

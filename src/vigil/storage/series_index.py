@@ -38,6 +38,8 @@ class SeriesIndex:
         self._tenants: dict[str, _Tenant] = defaultdict(_Tenant)
         self._info: dict[int, SeriesInfo] = {}
         self._tenant_of: dict[int, str] = {}
+        self._name_key: dict[int, int] = {}  # series id -> the first id of its metric
+        self._first: dict[tuple[str, str], int] = {}
         self.next_id = 1
 
     def add(self, tenant: str, infos: Iterable[SeriesInfo]) -> None:
@@ -50,6 +52,9 @@ class SeriesIndex:
                     t.postings[k][v].add(info.id)
                 self._info[info.id] = info
                 self._tenant_of[info.id] = tenant
+                first = min(self._first.get((tenant, info.key.name), info.id), info.id)
+                self._first[(tenant, info.key.name)] = first
+                self._name_key[info.id] = first
                 self.next_id = max(self.next_id, info.id + 1)
 
     def count(self, tenant: str) -> int:
@@ -98,6 +103,12 @@ class SeriesIndex:
 
     def info(self, sid: int) -> SeriesInfo:
         return self._info[sid]
+
+    def name_keys(self, ids: Int32Array) -> list[int]:
+        """The metrics of ``ids``, each as the first series id of its (tenant, name): the
+        key closed files are sorted and pruned by (``closed_days.ORDER_SQL``)."""
+        key = self._name_key
+        return sorted({key[int(i)] for i in np.unique(ids)})
 
     def find(self, tenant: str, name: str | None, matchers: Sequence[Matcher]) -> list[int]:
         t = self._tenants.get(tenant)
