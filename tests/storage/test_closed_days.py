@@ -60,6 +60,17 @@ def same(a: list[list[float]], b: list[list[float]]) -> None:
         assert x == pytest.approx(y, rel=1e-12)
 
 
+def closed_then_late(store: DuckDBStore, seed: int, n: int, late: int) -> list[SampleBatch]:
+    """``n`` samples over day T0, closed; then ``late`` more for it. Returns both."""
+    rng = np.random.default_rng(seed)
+    batches = [random_batch(rng, n, DAY_MS)]
+    store.submit("t", batches[0]).result()
+    store.refresh_rollups(CLOSED)
+    batches.append(random_batch(rng, late, DAY_MS))
+    store.submit("t", batches[1]).result()
+    return batches
+
+
 def test_a_closed_day_moves_to_files_and_answers_the_same(store: DuckDBStore) -> None:
     batch = random_batch(np.random.default_rng(1), 3000, DAY_MS)
     store.submit("t", batch).result()
@@ -91,13 +102,8 @@ def test_a_day_closes_only_when_over_and_rolled_up(store: DuckDBStore) -> None:
 
 
 def test_late_samples_reopen_a_closed_day_which_closes_again(store: DuckDBStore) -> None:
-    rng = np.random.default_rng(3)
-    batches = [random_batch(rng, 2000, DAY_MS)]
-    store.submit("t", batches[0]).result()
-    store.refresh_rollups(CLOSED)
-    first = files(store)
-    batches.append(random_batch(rng, 30, DAY_MS))  # late, for the closed day
-    store.submit("t", batches[1]).result()
+    batches = closed_then_late(store, 3, 2000, 30)
+    first = files(store)  # the late samples are not in files yet
     for tier in ("raw", "5m", "1h", "1d"):  # stale buckets come from raw meanwhile
         check(store, batches, tier, TIER_MS[tier] or TIER_MS["5m"])
     store.refresh_rollups(CLOSED)
@@ -306,12 +312,7 @@ def test_a_failed_sketch_write_keeps_raw_and_the_answers(
 
 def test_a_closed_day_is_reopened_from_raw_and_its_rollups_rebuilt(
         store: DuckDBStore) -> None:
-    rng = np.random.default_rng(12)
-    batches = [random_batch(rng, 1500, DAY_MS)]
-    store.submit("t", batches[0]).result()
-    store.refresh_rollups(CLOSED)
-    batches.append(random_batch(rng, 5, DAY_MS))
-    store.submit("t", batches[1]).result()
+    batches = closed_then_late(store, 12, 1500, 5)
     store.refresh_rollups(CLOSED, quiet_s=3600)  # reopened; the rebuild waits
     assert store.manifest.days() == set() and rows_in_tables(store)["raw"] == 1505
     assert store.rollup_status()["tiers"]["5m"]["stale_buckets"] == 288  # type: ignore[index]
@@ -371,12 +372,7 @@ def test_late_samples_in_a_closed_day_are_not_rolled_up_into_the_tables(
         store: DuckDBStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """Samples that reach a closed day after this run's reopen wait for the next one:
     rolling up their buckets alone would put a closed day's buckets in the tables too."""
-    rng = np.random.default_rng(14)
-    batches = [random_batch(rng, 1000, DAY_MS)]
-    store.submit("t", batches[0]).result()
-    store.refresh_rollups(CLOSED)
-    batches.append(random_batch(rng, 5, DAY_MS))
-    store.submit("t", batches[1]).result()
+    batches = closed_then_late(store, 14, 1000, 5)
     monkeypatch.setattr(store, "_reopen_dirty_days", lambda: None)  # came just after it
     store.refresh_rollups(CLOSED)
     counts = rows_in_tables(store)
