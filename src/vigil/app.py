@@ -107,6 +107,7 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
         memory_limit=settings.duckdb_memory_limit,
         threads=settings.duckdb_threads or None,
         block_size=settings.duckdb_block_size,
+        close_after_ms=int(settings.close_days_after * 1000),
     )
     telemetry = Telemetry()
     telemetry.watch_store(store.stats)

@@ -15,6 +15,7 @@ from typing import Any
 
 from vigil.core.errors import VigilError
 from vigil.core.timeutil import parse_duration_ms
+from vigil.storage.closed_days import CLOSE_AFTER_MS
 from vigil.storage.duckdb_store import BLOCK_SIZE
 
 
@@ -110,6 +111,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("rollup_max_defer", 60.0, _duration_s,
             "Longest rollups wait while ingestion keeps the writer more than half busy."),
     Setting("retention_interval", 3600.0, _duration_s, "How often retention is enforced."),
+    Setting("close_days_after", CLOSE_AFTER_MS / 1000, _duration_s,
+            "How long after its end a rolled-up day moves out of the tables into compressed "
+            "Parquet files (about a third of the disk; a cold query over it takes 1-3 ms "
+            "more); 0 = never, every day stays in the tables (docs/storage.md)."),
     Setting("duckdb_memory_limit", "256MB", str,
             "Memory limit of the embedded DuckDB store (its buffer pool; spills beyond)."),
     Setting("duckdb_threads", 0, _int, "DuckDB worker threads (0 = one per core)."),
@@ -203,6 +208,7 @@ class Settings:
     rollup_quiet: float
     rollup_max_defer: float
     retention_interval: float
+    close_days_after: float
     duckdb_memory_limit: str
     duckdb_threads: int
     duckdb_block_size: int

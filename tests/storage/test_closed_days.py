@@ -362,6 +362,8 @@ def test_files_are_sorted_by_metric_then_series_and_read_per_metric(
         "SELECT name_key, series_id, ts FROM read_parquet(?) ORDER BY filename, file_row_number",
         [paths]).fetchall()
     assert rows == sorted(rows) and {r[0] for r in rows} == set(first.values())
+    one = store.manifest.paths("raw", T0, T0 + 1, keys=[first[("t", "a")]])
+    assert one and len(one) < len(paths)  # a metric's reads open its files only
     for tenant in ("t", "u"):
         for m in "ab":
             ids = np.array([i.id for i in store.find_series(tenant, m)], np.int32)
@@ -408,3 +410,13 @@ def test_parts_cut_the_metric_then_series_order_into_runs_of_rows() -> None:
     assert ids[order].tolist() == [1, 3, 5, 2, 4]
     assert part.tolist() == [0, 0, 1, 1, 2]
     assert assign_parts(ids, keys, rows, 100)[1].tolist() == [0] * 5
+
+
+def test_days_stay_in_the_tables_when_closing_is_off(tmp_path: Path) -> None:
+    s = DuckDBStore(tmp_path / "s.duckdb", close_after_ms=0)
+    try:
+        s.submit("t", random_batch(np.random.default_rng(16), 300, DAY_MS)).result()
+        s.refresh_rollups(CLOSED + 30 * DAY_MS)
+        assert files(s) == [] and rows_in_tables(s)["raw"] == 300
+    finally:
+        s.close()

@@ -1,20 +1,20 @@
 """Closed days: raw samples and rollups of days no longer written, as Parquet files.
 
-A day closes once it ended ``CLOSE_AFTER_MS`` ago and all its buckets are rolled up. Its
-rows leave the DuckDB tables for one Parquet file per tier, written by DuckDB itself and
-read back with ``read_parquet``. Why files: DuckDB keeps every block a table frees in its
-file (only the file's free tail is given back), so closed data stored once, outside the
-tables, is what lets the database file shrink back to the days still open. Why these
-encodings: the day's rows are sorted by series, so timestamps and series ids delta-code
+A day closes once it ended ``CLOSE_AFTER_MS`` ago (setting ``close_days_after``; 0 = never)
+and none of its buckets is stale. Its rows leave the DuckDB tables for Parquet files per
+tier, written by DuckDB itself and read back with ``read_parquet``. Why files: DuckDB keeps
+every block a table frees in its file (only the file's free tail is given back), so closed
+data stored once, outside the tables, lets the database file shrink back to the days still
+open. Why these encodings: rows sorted by metric and series delta-code timestamps and ids
 to almost nothing, and values that are decimals (most metrics) are stored as integers
-scaled by a power of ten, delta-coded and zstd-compressed: the TSBS day takes about
-1.3 B/sample raw, against 3.2 in the table (docs/benchmarks.md).
+scaled by a power of ten, delta-coded and zstd-compressed: the TSBS day's raw samples
+take 1.3 B/sample, against 3.2 in the table (docs/storage.md).
 
-Which files hold which day is the ``closed_files`` table (written in the same transaction
-that deletes the day's rows from the tables) mirrored by ``Manifest`` in memory. Readers
-hold ``FileGuard.reading()`` while they build and run a statement; the transaction that
-moves a day in or out of files commits, and its files are deleted, under ``writing()``,
-so no statement ever sees a day twice, misses it, or reads a deleted file.
+Which files hold which day is the ``closed_files`` table (written in the transaction that
+deletes the day's rows from the tables) mirrored by ``Manifest`` in memory. Readers hold
+``FileGuard.reading()`` while they build and run a statement; the transaction that moves
+a day in or out of files commits, and its files are deleted, under ``writing()``, so no
+statement ever sees a day twice, misses it, or reads a deleted file.
 
 Scaled values are exact: a value is stored as ``round(v * p)`` only where dividing that
 integer by ``p`` gives ``v`` back bit for bit; other values (-0.0, values with more
@@ -60,7 +60,7 @@ _COLUMNS: dict[Tier, tuple[str, ...]] = {
 # by bucket in small row groups: a quantile of one hour over many series decodes that
 # hour's sketches only (sketch lists are the slowest part of a Parquet file to decode:
 # ≈ 17 ms for a whole 1h day).
-_KEYED = ("raw", "5m")
+KEYED: tuple[Tier, ...] = ("raw", "5m")
 _ORDER: dict[Tier, tuple[str, int]] = {
     "raw": ("name_key, series_id, ts", 122_880),
     "5m": ("name_key, series_id, bucket", 122_880),
@@ -86,6 +86,7 @@ class ClosedFile:
     path: str
     rows: int
     sketches: bool = True  # False: a 5m file whose day's quantiles come from raw
+    keys: tuple[int, int] | None = None  # the range of name_key it holds (raw and 5m)
 
 
 class Manifest:
@@ -114,13 +115,13 @@ class Manifest:
             out += by_day.pop(day)
         return out
 
-    def paths(self, tier: Tier, start_ms: int, end_ms: int, sketches: bool = False
-              ) -> list[str]:
+    def paths(self, tier: Tier, start_ms: int, end_ms: int, sketches: bool = False,
+              keys: list[int] | None = None) -> list[str]:
         """Files of ``tier`` whose day overlaps ``[start_ms, end_ms)`` (only those
-        holding sketches if ``sketches``)."""
+        holding sketches if ``sketches``, and rows of a metric in ``keys`` if given)."""
         return [f.path for day, fs in sorted(self._files[tier].items())
                 if day < end_ms and day + DAY_MS > start_ms
-                for f in fs if f.sketches or not sketches]
+                for f in fs if (f.sketches or not sketches) and _holds(f, keys)]
 
     def without_sketches(self) -> list[int]:
         """Days whose 5m files hold no sketches (their raw samples are kept)."""
@@ -144,6 +145,14 @@ class Manifest:
 
     def all(self) -> list[ClosedFile]:
         return [f for by_day in self._files.values() for fs in by_day.values() for f in fs]
+
+
+def _holds(f: ClosedFile, keys: list[int] | None) -> bool:
+    """Whether ``f`` may hold rows of the metrics ``keys`` (None: any)."""
+    if keys is None or f.keys is None:
+        return True
+    lo, hi = f.keys
+    return any(lo <= k <= hi for k in keys)
 
 
 class FileGuard:
@@ -193,6 +202,11 @@ def scale_sql(where: str) -> str:
     return f"SELECT count(*), {exact} FROM samples WHERE {where}"
 
 
+def key_range_sql(path: str) -> str:
+    """The range of ``name_key`` in the (raw or 5m) file at ``path``."""
+    return f"SELECT min(name_key), max(name_key) FROM read_parquet('{_quote(path)}')"
+
+
 def scale_of_sql(paths: list[str]) -> str:
     """The power of ten the files at ``paths`` (one day's) were written with."""
     return f"SELECT first(p) FROM read_parquet([{_list(paths)}])"
@@ -238,7 +252,7 @@ def copy_sql(tier: Tier, where: str, p: int, path: str, *, source: str | None = 
     """``COPY`` of ``tier``'s rows matching ``where`` (from its table, or ``source``, which
     for raw and 5m also gives ``name_key``) to the Parquet file ``path``, values scaled by
     ``p`` where exact; sketches as empty lists unless ``sketches``."""
-    cols = ["name_key"] if tier in _KEYED else []
+    cols = ["name_key"] if tier in KEYED else []
     for c in _COLUMNS[tier]:
         if c in _VALUES[tier]:
             cols += [f"CASE WHEN {_exact(c, p)} THEN round({c} * {p}.0)::BIGINT END AS {c}_i",
@@ -259,7 +273,7 @@ def read_sql(tier: Tier, paths: list[str], keys: list[int] | None = None) -> str
     cols = [f"coalesce({c}_i / p, {c}_f) AS {c}" if c in _VALUES[tier] else c
             for c in _COLUMNS[tier]]
     where = (f" WHERE name_key IN ({', '.join(map(str, keys))})"
-             if keys is not None and tier in _KEYED else "")
+             if keys is not None and tier in KEYED else "")
     return f"(SELECT {', '.join(cols)} FROM read_parquet([{_list(paths)}]){where})"
 
 

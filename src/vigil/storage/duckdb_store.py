@@ -7,6 +7,7 @@ for the writer (DuckDB is MVCC). Rollup maintenance runs on its own cursor.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -14,7 +15,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -100,6 +101,7 @@ class DuckDBStore:
         memory_limit: str = "256MB",
         threads: int | None = None,
         block_size: int = BLOCK_SIZE,
+        close_after_ms: int = CLOSE_AFTER_MS,
         migrate: bool = True,
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,6 +132,7 @@ class DuckDBStore:
         self.rewrite_listeners: list[RewriteListener] = []
         self.refresh_stats: dict[str, float] = {"runs": 0, "buckets": 0, "seconds": 0.0,
                                                  "last_run_ms": 0}
+        self.close_after_ms = close_after_ms  # 0: days are never closed
         self.closed_root = path.parent / f"{path.stem}-closed"
         self.manifest = Manifest()
         self.guard = FileGuard()
@@ -199,9 +202,10 @@ class DuckDBStore:
         left by a reopen or retention that did not finish) are deleted, as are sentinel
         rows a crash left behind (see ``_give_back_blocks``)."""
         self._drop_sentinels()
-        rows = self._db.execute(
-            "SELECT tier, day, path, rows, sketches FROM closed_files").fetchall()
-        self.manifest = Manifest([ClosedFile(t, d, p, n, k) for t, d, p, n, k in rows])
+        rows = self._db.execute("SELECT tier, day, path, rows, sketches, key_lo, key_hi "
+                                "FROM closed_files").fetchall()
+        self.manifest = Manifest([ClosedFile(t, d, p, n, k, None if lo is None else (lo, hi))
+                                  for t, d, p, n, k, lo, hi in rows])
         named = {f.path for f in self.manifest.all()}
         if self.closed_root.is_dir():
             closed_days.remove([str(p) for p in self.closed_root.glob("*/*.parquet")
@@ -375,7 +379,7 @@ class DuckDBStore:
         The table is left out when every day of the range is closed and none has stale
         buckets: a closed day's rows are in the tables only while it has (late samples
         mark them; its rollups are rebuilt only once it is reopened)."""
-        paths = self.manifest.paths(tier, start_ms, end_ms, sketches)
+        paths = self.manifest.paths(tier, start_ms, end_ms, sketches, keys)
         name = closed_days.table(tier)
         if not paths:
             return name
@@ -576,13 +580,15 @@ class DuckDBStore:
             self._rewritten(lo, hi)
 
     def _close_days(self, now_ms: int) -> None:
-        """Move every day that ended ``CLOSE_AFTER_MS`` ago and has no stale bucket from
+        """Move every day that ended ``close_after_ms`` ago and has no stale bucket from
         the tables to Parquet files, a day per transaction (storage/closed_days.py).
 
         The files are written inside the transaction that deletes the day's rows, so
         they hold exactly the rows it deletes: samples committed meanwhile stay in the
         table (and, being late for a closed day, reopen it at the next refresh)."""
-        horizon = (now_ms - CLOSE_AFTER_MS) // DAY_MS * DAY_MS
+        if self.close_after_ms <= 0:
+            return
+        horizon = (now_ms - self.close_after_ms) // DAY_MS * DAY_MS
         stale = self.dirty.days()
         union = " UNION ".join(
             f"SELECT DISTINCT {closed_days.time_column(t)} // {DAY_MS} * {DAY_MS} AS day "
@@ -635,57 +641,79 @@ class DuckDBStore:
         con = self._maint
         generation = time.time_ns()
         files: list[ClosedFile] = []
-        written: list[str] = []
         con.execute("BEGIN")
         try:
             raw_day = f"ts >= {day} AND ts < {day + DAY_MS}"
             scale = closed_days.pick_scale(tuple(con.execute(
                 closed_days.scale_sql(raw_day)).fetchall()[0]))
-            parts = self._register_order(f"samples WHERE {raw_day}")
             for tier in TIERS:
-                col = closed_days.time_column(tier)
+                col, table = closed_days.time_column(tier), closed_days.table(tier)
                 where = f"{col} >= {day} AND {col} < {day + DAY_MS}"
                 # While the day's raw samples are kept, its 5m quantiles are read from
                 # them: the 5m sketches (0.64 B/sample on the TSBS day, as much as half
                 # the raw samples) are written when raw expires (_keep_sketches).
                 sketches = tier != "5m" or not any(f.tier == "raw" for f in files)
-                keyed = tier in ("raw", "5m")
+                keyed = tier in closed_days.KEYED
+                parts = self._register_order(f"{table} WHERE {where}") if keyed else 1
                 copied = 0
-                for part in range(parts if keyed else 1):
-                    path = closed_days.file_path(self.closed_root, tier, day, generation, part)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    written.append(str(path))
-                    source = (f"(SELECT t.*, o.name_key FROM {closed_days.table(tier)} t "
+                for part in range(parts):
+                    source = (f"(SELECT t.*, o.name_key FROM {table} t "
                               f"JOIN _order o USING (series_id) WHERE o.part = {part})"
                               if keyed else None)
-                    [(n,)] = con.execute(closed_days.copy_sql(
-                        tier, where, scale, str(path), source=source, sketches=sketches)
-                    ).fetchall()
-                    if not n:
-                        path.unlink()
-                        continue
-                    closed_days.sync(path)
-                    files.append(ClosedFile(tier, day, str(path), int(n), sketches))
-                    copied += n
-                [(deleted,)] = con.execute(
-                    f"DELETE FROM {closed_days.table(tier)} WHERE {where}").fetchall()
+                    path = self._file(ClosedFile(tier, day, "", 0, sketches), generation,
+                                      part, files)
+                    copied += self._write_file(files, closed_days.copy_sql(
+                        tier, where, scale, path, source=source, sketches=sketches))
+                [(deleted,)] = con.execute(f"DELETE FROM {table} WHERE {where}").fetchall()
                 if deleted != copied:  # never delete a row no file holds
                     raise StoreUnavailable(f"closing day {day}: {deleted} {tier} rows to "
                                            f"move but {copied} written")
-            con.executemany("INSERT INTO closed_files VALUES (?, ?, ?, ?, ?)",
-                            [(f.tier, f.day, f.path, f.rows, f.sketches) for f in files])
+            self._record(files)
             with self.guard.writing():
                 con.execute("COMMIT")
                 for f in files:
                     self.manifest.add(f)
         except BaseException:
             con.execute("ROLLBACK")
-            closed_days.remove(written)
+            closed_days.remove([f.path for f in files])
             raise
         finally:
-            con.unregister("_order")
+            with contextlib.suppress(duckdb.Error):
+                con.unregister("_order")
         # Same rows, now summed in another order (last bits): cached answers go.
         self._rewritten(day, day + DAY_MS)
+
+    def _file(self, like: ClosedFile, generation: int, part: int,
+              files: list[ClosedFile]) -> str:
+        """A new closed file's path, added to ``files`` (where a failure finds it)."""
+        path = closed_days.file_path(self.closed_root, like.tier, like.day, generation, part)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        files.append(replace(like, path=str(path)))
+        return str(path)
+
+    def _write_file(self, files: list[ClosedFile], copy: str) -> int:
+        """Write ``files[-1]`` with the ``COPY`` statement ``copy`` and make it durable;
+        drop it from ``files`` if empty. For the tiers sorted by metric, the file's range
+        of ``name_key`` lets reads of other metrics skip it. Returns its rows."""
+        f = files[-1]
+        [(n,)] = self._maint.execute(copy).fetchall()
+        if not n:
+            files.pop()
+            Path(f.path).unlink()
+            return 0
+        closed_days.sync(Path(f.path))
+        keys = None
+        if f.tier in closed_days.KEYED:
+            [keys] = self._maint.execute(closed_days.key_range_sql(f.path)).fetchall()
+        files[-1] = replace(f, rows=int(n), keys=keys)
+        return int(n)
+
+    def _record(self, files: list[ClosedFile]) -> None:
+        """Add ``files`` to ``closed_files`` (in the caller's transaction)."""
+        self._maint.executemany(
+            "INSERT INTO closed_files VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(f.tier, f.day, f.path, f.rows, f.sketches, *(f.keys or (None, None)))
+             for f in files])
 
     def _register_order(self, rows_from: str) -> int:
         """Register ``_order`` (series_id, name_key, part) on the maintenance cursor for
@@ -749,29 +777,26 @@ class DuckDBStore:
             try:
                 [(scale,)] = con.execute(closed_days.scale_of_sql(paths)).fetchall()
                 for part in range(self._register_order(raw)):
-                    path = closed_days.file_path(self.closed_root, "5m", day, generation, part)
-                    files.append(ClosedFile("5m", day, str(path), 0))
                     rolled = rollups.rebuild_from_raw_sql(
                         f"series_id IN (SELECT series_id FROM _order WHERE part = {part})", raw)
-                    [(n,)] = con.execute(closed_days.copy_sql(
-                        "5m", "TRUE", int(scale), str(path),
-                        source=f"(SELECT r.*, o.name_key FROM ({rolled}) r "
-                               "JOIN _order o USING (series_id))")).fetchall()
-                    closed_days.sync(path)
-                    files[-1] = ClosedFile("5m", day, str(path), int(n))
-                con.unregister("_order")
+                    source = (f"(SELECT r.*, o.name_key FROM ({rolled}) r "
+                              "JOIN _order o USING (series_id))")
+                    path = self._file(ClosedFile("5m", day, "", 0), generation, part, files)
+                    self._write_file(files, closed_days.copy_sql(
+                        "5m", "TRUE", int(scale), path, source=source))
                 con.execute(f"DELETE FROM closed_files WHERE tier = '5m' AND day = {day}")
-                con.executemany("INSERT INTO closed_files VALUES (?, ?, ?, ?, ?)",
-                                [(f.tier, f.day, f.path, f.rows, True) for f in files])
+                self._record(files)
                 with self.guard.writing():
                     con.execute("COMMIT")
                     old = self.manifest.replace("5m", day, files)
                     closed_days.remove([f.path for f in old])
             except BaseException:
                 con.execute("ROLLBACK")
-                con.unregister("_order")
                 closed_days.remove([f.path for f in files])
                 raise
+            finally:
+                with contextlib.suppress(duckdb.Error):
+                    con.unregister("_order")
             # No rewrite to announce: quantiles read the same keys from the sketches as
             # they did from the raw samples.
 

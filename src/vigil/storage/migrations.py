@@ -134,10 +134,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         (
             # One row per file; a day of a tier may have none (nothing of that tier), or
             # several (a range of series each). sketches: false for 5m files written
-            # while the day's raw samples are kept (quantiles then read those).
+            # while the day's raw samples are kept (quantiles then read those). key_lo,
+            # key_hi: the metrics (name_key) a raw or 5m file holds.
             """CREATE TABLE closed_files (
                 tier VARCHAR NOT NULL, day BIGINT NOT NULL, path VARCHAR NOT NULL,
-                rows BIGINT NOT NULL, sketches BOOLEAN NOT NULL)""",
+                rows BIGINT NOT NULL, sketches BOOLEAN NOT NULL, key_lo INTEGER,
+                key_hi INTEGER)""",
         ),
         # Going down forgets the files; ``vigil migrate`` refuses while any exist.
         ("DROP TABLE closed_files",),
