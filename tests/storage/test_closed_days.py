@@ -420,3 +420,20 @@ def test_days_stay_in_the_tables_when_closing_is_off(tmp_path: Path) -> None:
         assert files(s) == [] and rows_in_tables(s)["raw"] == 300
     finally:
         s.close()
+
+
+def test_latest_finds_series_last_seen_in_recent_and_in_old_closed_days(
+        store: DuckDBStore) -> None:
+    early = SampleBatch(SERIES[:1], np.zeros(2, np.int32),
+                        np.array([T0 + 5, T0 + 9], np.int64), np.array([1.0, 2.0]))
+    later = SampleBatch(SERIES[1:2], np.zeros(1, np.int32),
+                        np.array([T0 + 20 * DAY_MS + 7], np.int64), np.array([3.0]))
+    store.submit("t", early).result()
+    store.submit("t", later).result()
+    store.refresh_rollups(T0 + 21 * DAY_MS + CLOSE_AFTER_MS)  # both days closed
+    assert store.manifest.days() == {T0, T0 + 20 * DAY_MS}
+    ids = np.array([i.id for i in store.find_series("t", "m")], np.int32)
+    got = store.latest("t", ids)
+    assert got.key.tolist() == sorted(ids.tolist())
+    assert got.value.tolist() == [2.0, 3.0] and got.t_ms.tolist() == [T0 + 9,
+                                                                        T0 + 20 * DAY_MS + 7]

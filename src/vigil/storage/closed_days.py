@@ -38,7 +38,8 @@ from vigil.storage.store import TIER_MS, TIERS, Tier
 
 DAY_MS = TIER_MS["1d"]
 # A day closes this long after its end (late samples until then are cheap: they only
-# mark buckets; after, they bring the day back into the tables once, see ``reopen``).
+# mark buckets; after, they bring the day back into the tables once: see
+# ``DuckDBStore._reopen_dirty_days``).
 CLOSE_AFTER_MS = 2 * TIER_MS["1h"]
 # Powers of ten tried for a day's values; the smallest with nearly every value exact wins.
 SCALES = (1, 10, 100, 1000, 10_000, 100_000, 1_000_000)
@@ -137,11 +138,9 @@ class Manifest:
     def days(self) -> set[int]:
         return {d for by_day in self._files.values() for d in by_day}
 
-    def rows(self, tier: Tier) -> tuple[int, int | None, int | None]:
-        """Rows in files of ``tier``, and the first and last day holding any."""
-        by_day = self._files[tier]
-        n = sum(f.rows for fs in by_day.values() for f in fs)
-        return n, min(by_day, default=None), max(by_day, default=None)
+    def rows(self, tier: Tier) -> int:
+        """Rows in the files of ``tier``."""
+        return sum(f.rows for fs in self._files[tier].values() for f in fs)
 
     def all(self) -> list[ClosedFile]:
         return [f for by_day in self._files.values() for fs in by_day.values() for f in fs]

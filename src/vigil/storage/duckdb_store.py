@@ -1,8 +1,10 @@
-"""The embedded store: one DuckDB file in the data directory.
+"""The embedded store: one DuckDB file in the data directory, and Parquet files beside it
+for the days that are over (storage/closed_days.py, docs/storage.md).
 
 One writer connection, driven by the group-commit ``WriteBuffer`` thread; reads use
 thread-local cursors on the same database, so they see committed data and never wait
-for the writer (DuckDB is MVCC). Rollup maintenance runs on its own cursor.
+for the writer (DuckDB is MVCC). Rollup maintenance, and moving days in and out of
+files, runs on its own cursor.
 """
 
 from __future__ import annotations
@@ -527,9 +529,19 @@ class DuckDBStore:
         return Points(c["k"].astype(np.int32), c["t"].astype(np.int64), c["value"])
 
     def latest(self, tenant: str, series_ids: Int32Array) -> Points:
+        """From the 1d tier: the last week of closed days and the open days first, and
+        only the series not found there from every closed day (a file each)."""
         ids = np.asarray(series_ids, np.int32)
         whole = TIER_MS["1d"] * 400_000  # every day bucket since the epoch, in one step
-        b = self.buckets(tenant, "1d", Selection(ids, ids), 0, whole, whole)
+        recent = max(self.manifest.days(), default=0) - 7 * DAY_MS
+        b = self.buckets(tenant, "1d", Selection(ids, ids), recent, whole, whole)
+        missing = np.setdiff1d(ids, b.group)
+        if len(missing) and recent > 0:
+            old = self.buckets(tenant, "1d", Selection(missing, missing), 0, recent, whole)
+            key = np.concatenate([b.group, old.group])
+            order = np.argsort(key, kind="stable")
+            return Points(key[order], np.concatenate([b.last_ts, old.last_ts])[order],
+                          np.concatenate([b.last, old.last])[order])
         return Points(b.group, b.last_ts, b.last)
 
     # ------------------------------------------------------------------ rollups
@@ -742,8 +754,8 @@ class DuckDBStore:
         Their raw samples go back into ``samples`` and every bucket of the day is marked
         stale (in the same transaction), so the rollups are rebuilt from raw rather than
         read back (the 5m files may hold no sketches)."""
-        for day in sorted(set(self.manifest.days()) & self.dirty.days()):
-            con = self._maint
+        con = self._maint
+        for day in sorted(self.manifest.days() & self.dirty.days()):
             marks = DirtyBuckets.touched(day + np.arange(0, DAY_MS, TIER_MS["5m"]))
             con.execute("BEGIN")
             try:
@@ -839,7 +851,7 @@ class DuckDBStore:
             with self.guard.reading():
                 row = cur.execute(f"SELECT count(*), min(bucket), max(bucket) "
                                   f"FROM {self._rel(tier, -(2**62), 2**62)}").fetchall()[0]
-                files, _, _ = self.manifest.rows(tier)
+                files = self.manifest.rows(tier)
             tiers[tier] = {"rows": row[0], "first_bucket_ms": row[1], "last_bucket_ms": row[2],
                            "stale_buckets": dirty[tier], "rows_in_closed_files": files}
         return {"tiers": tiers, "refresh": dict(self.refresh_stats)}
