@@ -437,3 +437,21 @@ def test_latest_finds_series_last_seen_in_recent_and_in_old_closed_days(
     assert got.key.tolist() == sorted(ids.tolist())
     assert got.value.tolist() == [2.0, 3.0] and got.t_ms.tolist() == [T0 + 9,
                                                                         T0 + 20 * DAY_MS + 7]
+
+
+def test_the_database_file_shrinks_once_closes_empty_the_tables(tmp_path: Path) -> None:
+    """DuckDB cuts its file only after the last block in use: the store moves what sits
+    past the closed day's freed blocks (metadata, its small tables) so it can."""
+    s = DuckDBStore(tmp_path / "s.duckdb")
+    try:
+        rng = np.random.default_rng(17)
+        for _ in range(4):
+            s.submit("t", random_batch(rng, 100_000, DAY_MS)).result()
+        s.refresh_rollups(CLOSED - 1)
+        s.checkpoint()
+        before = s.path.stat().st_size
+        s.refresh_rollups(CLOSED)
+        assert rows_in_tables(s) == dict.fromkeys(TIERS, 0)
+        assert s.path.stat().st_size < before / 4
+    finally:
+        s.close()
