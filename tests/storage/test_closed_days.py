@@ -4,6 +4,8 @@ bit for bit."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -453,5 +455,55 @@ def test_the_database_file_shrinks_once_closes_empty_the_tables(tmp_path: Path) 
         s.refresh_rollups(CLOSED)
         assert rows_in_tables(s) == dict.fromkeys(TIERS, 0)
         assert s.path.stat().st_size < before / 4
+    finally:
+        s.close()
+
+
+_CRASH = """
+import os, sys
+import numpy as np
+from pathlib import Path
+from tests.storage.test_closed_days import CLOSED
+from tests.storage.test_rollups import random_batch
+from vigil.storage import closed_days
+from vigil.storage.closed_days import Manifest
+from vigil.storage.duckdb_store import DuckDBStore
+
+where, seed = sys.argv[1], int(sys.argv[2])
+s = DuckDBStore(Path(sys.argv[3]))
+s.submit("t", random_batch(np.random.default_rng(seed), 3000, 86_400_000)).result()
+s.refresh_rollups(CLOSED - 1)
+if where == "writing":  # the process dies while the second file is written
+    calls = []
+    def die(path):
+        calls.append(path)
+        if len(calls) == 2:
+            os._exit(3)
+    closed_days.sync = die
+else:  # it dies right after the commit, before the files are in the manifest
+    Manifest.add = lambda self, f: os._exit(3)
+s.refresh_rollups(CLOSED)
+"""
+
+
+@pytest.mark.parametrize("where", ["writing", "committed"])
+def test_a_process_killed_during_a_close_loses_nothing(tmp_path: Path, where: str) -> None:
+    """A real process exits in the middle of closing a day (no cleanup, no checkpoint);
+    the next one finds every sample once, and no file that no commit names."""
+    path = tmp_path / "s.duckdb"
+    r = subprocess.run([sys.executable, "-c", _CRASH, where, "18", str(path)],
+                       cwd=Path(__file__).parent.parent.parent, capture_output=True, timeout=120)
+    assert r.returncode == 3, r.stderr.decode()[-2000:]
+    want = random_batch(np.random.default_rng(18), 3000, DAY_MS)
+    s = DuckDBStore(path)
+    try:
+        named = {f.path for f in s.manifest.all()}
+        assert {str(p) for p in files(s)} == named
+        assert bool(named) == (where == "committed")
+        for tier in ("raw", "5m", "1h", "1d"):
+            check(s, [want], tier, TIER_MS[tier] or TIER_MS["5m"])
+        s.refresh_rollups(CLOSED)  # and the day closes now if it had not
+        assert rows_in_tables(s) == dict.fromkeys(TIERS, 0)
+        check(s, [want], "raw", TIER_MS["5m"])
     finally:
         s.close()
