@@ -108,6 +108,7 @@ def build(settings: Settings, *, start_maintenance: bool = True) -> Components:
         threads=settings.duckdb_threads or None,
         block_size=settings.duckdb_block_size,
         close_after_ms=int(settings.close_days_after * 1000),
+        hot_bytes=settings.closed_days_memory,
     )
     telemetry = Telemetry()
     telemetry.watch_store(store.stats)

@@ -16,7 +16,7 @@ from typing import Any
 from vigil.core.errors import VigilError
 from vigil.core.timeutil import parse_duration_ms
 from vigil.storage.closed_days import CLOSE_AFTER_MS
-from vigil.storage.duckdb_store import BLOCK_SIZE
+from vigil.storage.duckdb_store import BLOCK_SIZE, HOT_BYTES
 
 
 class ConfigError(VigilError):
@@ -115,6 +115,10 @@ SETTINGS: tuple[Setting, ...] = (
             "How long after its end a rolled-up day moves out of the tables into compressed "
             "Parquet files (about a third of the disk; a cold query over it takes 1-3 ms "
             "more); 0 = never, every day stays in the tables (docs/storage.md)."),
+    Setting("closed_days_memory", HOT_BYTES, _size,
+            "Memory for closed days kept decoded (compressed) beside their files, the days "
+            "just closed and those read lately first, so cold queries over them run at the "
+            "open days' speed; counts toward duckdb_memory_limit; 0 = read files only."),
     Setting("duckdb_memory_limit", "256MB", str,
             "Memory limit of the embedded DuckDB store (its buffer pool; spills beyond)."),
     Setting("duckdb_threads", 0, _int, "DuckDB worker threads (0 = one per core)."),
@@ -209,6 +213,7 @@ class Settings:
     rollup_max_defer: float
     retention_interval: float
     close_days_after: float
+    closed_days_memory: int
     duckdb_memory_limit: str
     duckdb_threads: int
     duckdb_block_size: int

@@ -21,6 +21,7 @@ from vigil.core.types import SampleBatch, SeriesKey, SeriesMeta
 from vigil.storage import closed_days, duckdb_store
 from vigil.storage.closed_days import CLOSE_AFTER_MS, DAY_MS, assign_parts, pick_scale
 from vigil.storage.duckdb_store import DuckDBStore
+from vigil.storage.hot_files import HotFiles
 from vigil.storage.store import TIER_MS, TIERS, Selection
 
 CLOSED = T0 + DAY_MS + CLOSE_AFTER_MS  # the first moment day T0 may close
@@ -507,3 +508,58 @@ def test_a_process_killed_during_a_close_loses_nothing(tmp_path: Path, where: st
         check(s, [want], "raw", TIER_MS["5m"])
     finally:
         s.close()
+
+
+def hot_tables(store: DuckDBStore) -> set[str]:
+    return {r[0] for r in store._cursor().execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = 'hot'").fetchall()}
+
+
+def test_days_just_closed_are_kept_decoded_in_memory_and_dropped_with_their_files(
+        store: DuckDBStore) -> None:
+    batches = [random_batch(np.random.default_rng(19), 2000, DAY_MS)]
+    store.submit("t", batches[0]).result()
+    store.refresh_rollups(CLOSED)
+    paths = [f.path for f in store.manifest.all()]
+    names = {store.hot.table(p) for p in paths}
+    assert None not in names and names == hot_tables(store)  # every file, in memory
+    assert 0 < store.hot.size() <= store.hot.budget
+    for tier in ("raw", "5m", "1h", "1d"):
+        check(store, batches, tier, TIER_MS[tier] or TIER_MS["5m"])
+    late = SampleBatch(SERIES, np.zeros(1, np.int32), np.array([T0 + 3], np.int64),
+                       np.ones(1))
+    store.submit("t", late).result()
+    store.refresh_rollups(CLOSED)  # reopened and closed again: new files, new tables
+    assert not {store.hot.table(p) for p in paths} - {None}
+    assert hot_tables(store) == {store.hot.table(f.path) for f in store.manifest.all()}
+    check(store, [*batches, late], "5m", TIER_MS["5m"])
+
+
+def test_closed_files_read_from_disk_are_loaded_at_the_next_refresh_within_the_budget(
+        tmp_path: Path) -> None:
+    s = DuckDBStore(tmp_path / "s.duckdb", hot_bytes=1)  # nothing fits
+    try:
+        batch = random_batch(np.random.default_rng(20), 2000, 2 * DAY_MS)
+        s.submit("t", batch).result()
+        s.refresh_rollups(CLOSED + DAY_MS)
+        assert hot_tables(s) == set() and s.hot.size() == 0
+        for tier in ("raw", "5m", "1h", "1d"):
+            check(s, [batch], tier, TIER_MS[tier] or TIER_MS["5m"])
+        s.hot.budget = 64 * 1024 * 1024
+        s.refresh_rollups(CLOSED + DAY_MS)  # the reads above asked for them
+        assert len(hot_tables(s)) == len(s.manifest.all())
+        check(s, [batch], "raw", TIER_MS["5m"])
+    finally:
+        s.close()
+
+
+def test_hot_files_drop_the_least_recently_used_beyond_the_budget() -> None:
+    hot = HotFiles(100)
+    assert hot.add("a", "f1", 40) == [] and hot.add("b", "f2", 40) == []
+    assert hot.table("a") == "f1"  # a is now the most recently used
+    assert hot.add("c", "f3", 40) == ["f2"]
+    assert hot.table("b") is None and hot.size() == 80
+    assert hot.add("d", "f4", 500) == ["f1", "f3", "f4"]  # alone over the budget
+    assert hot.forget(["a", "x"]) == [] and hot.size() == 0
+    hot.want(["p", "q"])
+    assert hot.take_wanted() == ["p", "q"] and hot.take_wanted() == []

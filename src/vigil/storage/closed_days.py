@@ -116,13 +116,17 @@ class Manifest:
             out += by_day.pop(day)
         return out
 
-    def paths(self, tier: Tier, start_ms: int, end_ms: int, sketches: bool = False,
-              keys: list[int] | None = None) -> list[str]:
+    def files(self, tier: Tier, start_ms: int, end_ms: int, sketches: bool = False,
+              keys: list[int] | None = None) -> list[ClosedFile]:
         """Files of ``tier`` whose day overlaps ``[start_ms, end_ms)`` (only those
         holding sketches if ``sketches``, and rows of a metric in ``keys`` if given)."""
-        return [f.path for day, fs in sorted(self._files[tier].items())
+        return [f for day, fs in sorted(self._files[tier].items())
                 if day < end_ms and day + DAY_MS > start_ms
                 for f in fs if (f.sketches or not sketches) and _holds(f, keys)]
+
+    def paths(self, tier: Tier, start_ms: int, end_ms: int, sketches: bool = False,
+              keys: list[int] | None = None) -> list[str]:
+        return [f.path for f in self.files(tier, start_ms, end_ms, sketches, keys)]
 
     def without_sketches(self) -> list[int]:
         """Days whose 5m files hold no sketches (their raw samples are kept)."""
@@ -269,11 +273,29 @@ def copy_sql(tier: Tier, where: str, p: int, path: str, *, source: str | None = 
 def read_sql(tier: Tier, paths: list[str], keys: list[int] | None = None) -> str:
     """A relation with ``tier``'s table columns, read from ``paths``; with ``keys``, only
     the rows of those metrics (``SeriesIndex.name_key``), which prunes row groups."""
-    cols = [f"coalesce({c}_i / p, {c}_f) AS {c}" if c in _VALUES[tier] else c
-            for c in _COLUMNS[tier]]
     where = (f" WHERE name_key IN ({', '.join(map(str, keys))})"
              if keys is not None and tier in KEYED else "")
-    return f"(SELECT {', '.join(cols)} FROM read_parquet([{_list(paths)}]){where})"
+    return f"(SELECT {_decoded(tier)} FROM read_parquet([{_list(paths)}]){where})"
+
+
+def load_sql(f: ClosedFile, table: str) -> str:
+    """``CREATE TABLE`` of the in-memory copy of ``f``: its tier's table columns decoded,
+    and ``name_key`` for the tiers sorted by metric (see ``hot_files``)."""
+    key = ", name_key" if f.tier in KEYED else ""
+    return (f"CREATE TABLE {table} AS SELECT {_decoded(f.tier)}{key} "
+            f"FROM read_parquet([{_list([f.path])}])")
+
+
+def read_hot_sql(tier: Tier, table: str, keys: list[int] | None = None) -> str:
+    """A relation with ``tier``'s table columns, from the in-memory copy ``table``."""
+    where = (f" WHERE name_key IN ({', '.join(map(str, keys))})"
+             if keys is not None and tier in KEYED else "")
+    return f"(SELECT {', '.join(_COLUMNS[tier])} FROM {table}{where})"
+
+
+def _decoded(tier: Tier) -> str:
+    return ", ".join(f"coalesce({c}_i / p, {c}_f) AS {c}" if c in _VALUES[tier] else c
+                     for c in _COLUMNS[tier])
 
 
 def _list(paths: list[str]) -> str:

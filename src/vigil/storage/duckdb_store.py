@@ -29,6 +29,7 @@ from vigil.core.matchers import Matcher
 from vigil.core.types import Int32Array, SampleBatch, SeriesKey
 from vigil.storage import closed_days, rollups
 from vigil.storage.closed_days import CLOSE_AFTER_MS, DAY_MS, ClosedFile, FileGuard, Manifest
+from vigil.storage.hot_files import HotFiles
 from vigil.storage.migrations import LATEST, MIGRATIONS
 from vigil.storage.rollups import DirtyBuckets, merge_ranges, merge_ranges_of, range_filter
 from vigil.storage.series_index import SeriesIndex
@@ -86,6 +87,8 @@ _METRIC = {
     **{f"rollup_{t}": "(-1, -1, 0, 0, 0, 0, 0, 0, [], [])" for t in ("5m", "1h", "1d")},
     "rollup_dirty": "('-', -1)",
 }
+# Memory for closed files kept decoded (setting ``closed_days_memory``; hot_files.py).
+HOT_BYTES = 64 * 1024 * 1024
 # Ranges up to this many days are checked for being wholly closed (see ``_rel``).
 _SKIP_TABLE_MAX_DAYS = 400
 # Raw rows per closed file (a range of series each): bounds the sort before the write
@@ -104,6 +107,7 @@ class DuckDBStore:
         threads: int | None = None,
         block_size: int = BLOCK_SIZE,
         close_after_ms: int = CLOSE_AFTER_MS,
+        hot_bytes: int = HOT_BYTES,
         migrate: bool = True,
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,6 +142,9 @@ class DuckDBStore:
         self.closed_root = path.parent / f"{path.stem}-closed"
         self.manifest = Manifest()
         self.guard = FileGuard()
+        self.hot = HotFiles(hot_bytes)
+        if hot_bytes:  # compressed, as a file's tables are (≈ 10x less than plain)
+            self._db.execute("ATTACH ':memory:' AS hot (COMPRESS)")
         if self.schema_version() >= 1:
             self._load()
         self._writer: WriteBuffer[_Item] = WriteBuffer(self._commit, lambda it: len(it[1]))
@@ -381,16 +388,25 @@ class DuckDBStore:
         The table is left out when every day of the range is closed and none has stale
         buckets: a closed day's rows are in the tables only while it has (late samples
         mark them; its rollups are rebuilt only once it is reopened)."""
-        paths = self.manifest.paths(tier, start_ms, end_ms, sketches, keys)
+        hot, cold = [], []
+        for f in self.manifest.files(tier, start_ms, end_ms, sketches, keys):
+            table = self.hot.table(f.path)
+            if table:
+                hot.append(closed_days.read_hot_sql(tier, f"hot.{table}", keys))
+            else:
+                cold.append(f.path)
         name = closed_days.table(tier)
-        if not paths:
+        if not hot and not cold:
             return name
-        files = closed_days.read_sql(tier, paths, keys)
+        if cold:
+            self.hot.want(cold)
+        files = " UNION ALL ".join(
+            [*hot, *([closed_days.read_sql(tier, cold, keys)] if cold else [])])
         first, last = start_ms // DAY_MS * DAY_MS, (end_ms - 1) // DAY_MS * DAY_MS
         if last - first <= _SKIP_TABLE_MAX_DAYS * DAY_MS:
             days = set(range(first, last + 1, DAY_MS))
             if days <= self.manifest.days() and not days & self.dirty.days():
-                return files
+                return f"({files})"
         return f"(SELECT * FROM {name} UNION ALL {files})"
 
     def _sources(
@@ -564,6 +580,7 @@ class DuckDBStore:
                         self._rebuild(tier, snap)
                         rebuilt += len(snap)
             self._close_days(now_ms)
+            self._warm()
         st = self.refresh_stats
         st["runs"] += 1
         st["buckets"] += rebuilt
@@ -694,6 +711,7 @@ class DuckDBStore:
                 con.unregister("_order")
         # Same rows, now summed in another order (last bits): cached answers go.
         self._rewritten(day, day + DAY_MS)
+        self.hot.want([f.path for f in files])  # a day just over is the likeliest read
 
     def _file(self, like: ClosedFile, generation: int, part: int,
               files: list[ClosedFile]) -> str:
@@ -768,7 +786,7 @@ class DuckDBStore:
                 with self.guard.writing():
                     con.execute("COMMIT")
                     self.dirty.mark(dict(marks))
-                    closed_days.remove([f.path for f in self.manifest.drop_day(day)])
+                    self._delete([f.path for f in self.manifest.drop_day(day)])
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
@@ -800,8 +818,7 @@ class DuckDBStore:
                 self._record(files)
                 with self.guard.writing():
                     con.execute("COMMIT")
-                    old = self.manifest.replace("5m", day, files)
-                    closed_days.remove([f.path for f in old])
+                    self._delete([f.path for f in self.manifest.replace("5m", day, files)])
             except BaseException:
                 con.execute("ROLLBACK")
                 closed_days.remove([f.path for f in files])
@@ -811,6 +828,38 @@ class DuckDBStore:
                     con.unregister("_order")
             # No rewrite to announce: quantiles read the same keys from the sketches as
             # they did from the raw samples.
+
+    def _delete(self, paths: list[str]) -> None:
+        """Delete closed files no longer named, and their in-memory copies (the caller
+        holds ``self.guard.writing()``)."""
+        for table in self.hot.forget(paths):
+            self._maint.execute(f"DROP TABLE hot.{table}")
+        closed_days.remove(paths)
+
+    def _warm(self) -> None:
+        """Load the closed files reads wanted (and days just closed) into memory, within
+        ``hot_bytes`` (see storage/hot_files.py); least recently used ones make room."""
+        if not self.hot.budget:
+            return
+        con = self._maint
+        wanted = set(self.hot.take_wanted())
+        for f in self.manifest.all():
+            if f.path not in wanted or self.hot.table(f.path):
+                continue
+            before = self._hot_memory()
+            table = self.hot.new_name()
+            con.execute(closed_days.load_sql(f, f"hot.{table}"))
+            with contextlib.suppress(duckdb.Error):  # compresses; skipped if reads overlap
+                con.execute("CHECKPOINT hot")
+            with self.guard.writing():
+                for old in self.hot.add(f.path, table, self._hot_memory() - before):
+                    con.execute(f"DROP TABLE hot.{old}")
+
+    def _hot_memory(self) -> int:
+        [(n,)] = self._maint.execute(
+            "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory() "
+            "WHERE tag = 'IN_MEMORY_TABLE'").fetchall()
+        return int(n)
 
     def _transaction(self, *statements: str) -> None:
         """Run ``statements`` on the maintenance cursor in one transaction."""
@@ -879,7 +928,7 @@ class DuckDBStore:
                     with self.guard.writing():
                         con.execute("COMMIT")
                         gone = self.manifest.drop_before(tier, cutoff)
-                        closed_days.remove([f.path for f in gone])
+                        self._delete([f.path for f in gone])
                 except BaseException:
                     con.execute("ROLLBACK")
                     raise
