@@ -852,7 +852,8 @@ class DuckDBStore:
             with contextlib.suppress(duckdb.Error):  # compresses; skipped if reads overlap
                 con.execute("CHECKPOINT hot")
             with self.guard.writing():
-                for old in self.hot.add(f.path, table, self._hot_memory() - before):
+                size = max(self._hot_memory() - before, 1)  # others may free meanwhile
+                for old in self.hot.add(f.path, table, size):
                     con.execute(f"DROP TABLE hot.{old}")
 
     def _hot_memory(self) -> int:
