@@ -130,7 +130,7 @@ def main() -> None:
     t0 = time.perf_counter()
     s.refresh_rollups(int(time.time() * 1000))
     print(f"closed in {time.perf_counter() - t0:.2f} s, by Parquet file:")
-    files = report_files(s.closed_root, n)
+    files = report_files(s.days.closed_root, n)
     db = os.path.getsize(path)
     print(f"{'files':<10} {files / n:6.3f} B/sample; database file {db / n:.3f}; "
           f"together {(files + db) / n:.3f}")

@@ -16,7 +16,8 @@ from typing import Any
 from vigil.core.errors import VigilError
 from vigil.core.timeutil import parse_duration_ms
 from vigil.storage.closed_days import CLOSE_AFTER_MS
-from vigil.storage.duckdb_store import BLOCK_SIZE, HOT_BYTES
+from vigil.storage.day_closer import HOT_BYTES
+from vigil.storage.duckdb_store import BLOCK_SIZE
 
 
 class ConfigError(VigilError):

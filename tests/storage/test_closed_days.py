@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from tests.storage.test_rollups import SERIES, T0, check, random_batch
 from vigil.core.errors import StoreUnavailable
 from vigil.core.types import SampleBatch, SeriesKey, SeriesMeta
-from vigil.storage import closed_days, duckdb_store
+from vigil.storage import closed_days, day_closer
 from vigil.storage.closed_days import CLOSE_AFTER_MS, DAY_MS, assign_parts, pick_scale
 from vigil.storage.duckdb_store import DuckDBStore
 from vigil.storage.hot_files import HotFiles
@@ -34,7 +34,7 @@ def rows_in_tables(store: DuckDBStore) -> dict[str, int]:
 
 
 def files(store: DuckDBStore) -> list[Path]:
-    return sorted(store.closed_root.glob("*/*.parquet"))
+    return sorted(store.days.closed_root.glob("*/*.parquet"))
 
 
 def answers(store: DuckDBStore) -> list[list[float]]:
@@ -150,7 +150,7 @@ def test_closed_days_survive_a_restart_and_stray_files_go(tmp_path: Path) -> Non
     before = answers(s)
     kept = files(s)
     s.close()
-    stray = s.closed_root / str(T0) / "raw-1.parquet"  # a close that never committed
+    stray = s.days.closed_root / str(T0) / "raw-1.parquet"  # a close that never committed
     stray.write_bytes(b"PAR1")
     s = DuckDBStore(tmp_path / "s.duckdb")
     try:
@@ -262,25 +262,25 @@ def test_5m_sketches_are_written_from_raw_before_raw_expires(
     """While raw samples are kept, a closed day's 5m quantiles come from them (its 5m
     files hold no sketches); retention writes the sketches before deleting raw, a range
     of series per file, and the answers never change."""
-    monkeypatch.setattr(duckdb_store, "_CLOSE_PART_ROWS", 400)
+    monkeypatch.setattr(day_closer, "_CLOSE_PART_ROWS", 400)
     batch = random_batch(np.random.default_rng(9), 2000, 2 * DAY_MS)
     store.submit("t", batch).result()
     store.refresh_rollups(CLOSED - 1)
     before = quantiles_5m(store)
     store.refresh_rollups(CLOSED + DAY_MS)  # both days closed
-    assert store.manifest.without_sketches() == [T0, T0 + DAY_MS]
-    assert len(store.manifest.paths("raw", T0, T0 + 1)) == 2  # ≈ 1,000 rows, in parts
+    assert store.days.manifest.without_sketches() == [T0, T0 + DAY_MS]
+    assert len(store.days.manifest.paths("raw", T0, T0 + 1)) == 2  # ≈ 1,000 rows, in parts
     assert quantiles_5m(store) == before
     store.apply_retention(T0 + 3 * DAY_MS, {"raw": 2 * DAY_MS, "5m": 0, "1h": 0, "1d": 0})
-    assert store.manifest.without_sketches() == [T0 + DAY_MS]  # the day keeping raw
-    assert store.manifest.paths("raw", T0, T0 + 1) == []
-    assert len(store.manifest.paths("5m", T0, T0 + 1, sketches=True)) == 2
+    assert store.days.manifest.without_sketches() == [T0 + DAY_MS]  # the day keeping raw
+    assert store.days.manifest.paths("raw", T0, T0 + 1) == []
+    assert len(store.days.manifest.paths("5m", T0, T0 + 1, sketches=True)) == 2
     assert quantiles_5m(store) == before
     check(store, [batch], "5m", TIER_MS["5m"])
     store.close()  # the manifest on disk says the same
     s = DuckDBStore(store.path)
     try:
-        assert s.manifest.without_sketches() == [T0 + DAY_MS]
+        assert s.days.manifest.without_sketches() == [T0 + DAY_MS]
         assert quantiles_5m(s) == before
     finally:
         s.close()
@@ -290,7 +290,7 @@ def test_a_day_past_5m_retention_gets_no_sketches(store: DuckDBStore) -> None:
     store.submit("t", random_batch(np.random.default_rng(10), 500, DAY_MS)).result()
     store.refresh_rollups(CLOSED)
     store.apply_retention(T0 + 3 * DAY_MS, {"raw": DAY_MS, "5m": DAY_MS, "1h": 0, "1d": 0})
-    assert store.manifest.paths("5m", T0, T0 + 1) == []
+    assert store.days.manifest.paths("5m", T0, T0 + 1) == []
     assert [p.name.split("-")[0] for p in files(store)] == ["1d", "1h"]
 
 
@@ -306,23 +306,23 @@ def test_a_failed_sketch_write_keeps_raw_and_the_answers(
     monkeypatch.setattr(closed_days, "sync", full_disk)
     with pytest.raises(OSError, match="No space"):
         store.apply_retention(T0 + 3 * DAY_MS, {"raw": DAY_MS, "5m": 0, "1h": 0, "1d": 0})
-    assert files(store) == kept and store.manifest.without_sketches() == [T0]
+    assert files(store) == kept and store.days.manifest.without_sketches() == [T0]
     assert quantiles_5m(store) == before
     monkeypatch.undo()
     store.apply_retention(T0 + 3 * DAY_MS, {"raw": DAY_MS, "5m": 0, "1h": 0, "1d": 0})
-    assert store.manifest.without_sketches() == [] and quantiles_5m(store) == before
+    assert store.days.manifest.without_sketches() == [] and quantiles_5m(store) == before
 
 
 def test_a_closed_day_is_reopened_from_raw_and_its_rollups_rebuilt(
         store: DuckDBStore) -> None:
     batches = closed_then_late(store, 12, 1500, 5)
     store.refresh_rollups(CLOSED, quiet_s=3600)  # reopened; the rebuild waits
-    assert store.manifest.days() == set() and rows_in_tables(store)["raw"] == 1505
+    assert store.days.manifest.days() == set() and rows_in_tables(store)["raw"] == 1505
     assert store.rollup_status()["tiers"]["5m"]["stale_buckets"] == 288  # type: ignore[index]
     for tier in ("5m", "1h", "1d"):  # stale: from raw
         check(store, batches, tier, TIER_MS[tier])
     store.refresh_rollups(CLOSED)
-    assert store.manifest.without_sketches() == [T0]
+    assert store.days.manifest.without_sketches() == [T0]
     for tier in ("5m", "1h", "1d"):
         check(store, batches, tier, TIER_MS[tier])
 
@@ -332,7 +332,7 @@ def test_files_are_sorted_by_metric_then_series_and_read_per_metric(
     """A host's fields arrive together, so a metric's series are not adjacent ids; files
     put each metric's series together (keyed by its first series id, per tenant) so a
     read of one metric decodes its row groups only. Answers per metric are unchanged."""
-    monkeypatch.setattr(duckdb_store, "_CLOSE_PART_ROWS", 500)
+    monkeypatch.setattr(day_closer, "_CLOSE_PART_ROWS", 500)
     rng = np.random.default_rng(13)
     metas = [SeriesMeta(SeriesKey.of(m, {"host": str(h)})) for h in range(4) for m in "ab"]
     n = 2000
@@ -359,13 +359,13 @@ def test_files_are_sorted_by_metric_then_series_and_read_per_metric(
     assert per_metric() == before
     first = {(tenant, m): min(i.id for i in store.find_series(tenant, m))
              for tenant in ("t", "u") for m in "ab"}
-    paths = store.manifest.paths("raw", T0, T0 + 1)
+    paths = store.days.manifest.paths("raw", T0, T0 + 1)
     assert len(paths) > 1  # in parts
     rows = duckdb.connect().execute(
         "SELECT name_key, series_id, ts FROM read_parquet(?) ORDER BY filename, file_row_number",
         [paths]).fetchall()
     assert rows == sorted(rows) and {r[0] for r in rows} == set(first.values())
-    one = store.manifest.paths("raw", T0, T0 + 1, keys=[first[("t", "a")]])
+    one = store.days.manifest.paths("raw", T0, T0 + 1, keys=[first[("t", "a")]])
     assert one and len(one) < len(paths)  # a metric's reads open its files only
     for tenant in ("t", "u"):
         for m in "ab":
@@ -378,7 +378,7 @@ def test_late_samples_in_a_closed_day_are_not_rolled_up_into_the_tables(
     """Samples that reach a closed day after this run's reopen wait for the next one:
     rolling up their buckets alone would put a closed day's buckets in the tables too."""
     batches = closed_then_late(store, 14, 1000, 5)
-    monkeypatch.setattr(store, "_reopen_dirty_days", lambda: None)  # came just after it
+    monkeypatch.setattr(store.days, "reopen_dirty_days", lambda: None)  # came just after it
     store.refresh_rollups(CLOSED)
     counts = rows_in_tables(store)
     assert counts["raw"] == 5 and counts["5m"] == counts["1h"] == counts["1d"] == 0
@@ -434,7 +434,7 @@ def test_latest_finds_series_last_seen_in_recent_and_in_old_closed_days(
     store.submit("t", early).result()
     store.submit("t", later).result()
     store.refresh_rollups(T0 + 21 * DAY_MS + CLOSE_AFTER_MS)  # both days closed
-    assert store.manifest.days() == {T0, T0 + 20 * DAY_MS}
+    assert store.days.manifest.days() == {T0, T0 + 20 * DAY_MS}
     ids = np.array([i.id for i in store.find_series("t", "m")], np.int32)
     got = store.latest("t", ids)
     assert got.key.tolist() == sorted(ids.tolist())
@@ -498,7 +498,7 @@ def test_a_process_killed_during_a_close_loses_nothing(tmp_path: Path, where: st
     want = random_batch(np.random.default_rng(18), 3000, DAY_MS)
     s = DuckDBStore(path)
     try:
-        named = {f.path for f in s.manifest.all()}
+        named = {f.path for f in s.days.manifest.all()}
         assert {str(p) for p in files(s)} == named
         assert bool(named) == (where == "committed")
         for tier in ("raw", "5m", "1h", "1d"):
@@ -520,18 +520,18 @@ def test_days_just_closed_are_kept_decoded_in_memory_and_dropped_with_their_file
     batches = [random_batch(np.random.default_rng(19), 2000, DAY_MS)]
     store.submit("t", batches[0]).result()
     store.refresh_rollups(CLOSED)
-    paths = [f.path for f in store.manifest.all()]
-    names = {store.hot.table(p) for p in paths}
+    paths = [f.path for f in store.days.manifest.all()]
+    names = {store.days.hot.table(p) for p in paths}
     assert None not in names and names == hot_tables(store)  # every file, in memory
-    assert 0 < store.hot.size() <= store.hot.budget
+    assert 0 < store.days.hot.size() <= store.days.hot.budget
     for tier in ("raw", "5m", "1h", "1d"):
         check(store, batches, tier, TIER_MS[tier] or TIER_MS["5m"])
     late = SampleBatch(SERIES, np.zeros(1, np.int32), np.array([T0 + 3], np.int64),
                        np.ones(1))
     store.submit("t", late).result()
     store.refresh_rollups(CLOSED)  # reopened and closed again: new files, new tables
-    assert not {store.hot.table(p) for p in paths} - {None}
-    assert hot_tables(store) == {store.hot.table(f.path) for f in store.manifest.all()}
+    assert not {store.days.hot.table(p) for p in paths} - {None}
+    assert hot_tables(store) == {store.days.hot.table(f.path) for f in store.days.manifest.all()}
     check(store, [*batches, late], "5m", TIER_MS["5m"])
 
 
@@ -542,12 +542,12 @@ def test_closed_files_read_from_disk_are_loaded_at_the_next_refresh_within_the_b
         batch = random_batch(np.random.default_rng(20), 2000, 2 * DAY_MS)
         s.submit("t", batch).result()
         s.refresh_rollups(CLOSED + DAY_MS)
-        assert hot_tables(s) == set() and s.hot.size() == 0
+        assert hot_tables(s) == set() and s.days.hot.size() == 0
         for tier in ("raw", "5m", "1h", "1d"):
             check(s, [batch], tier, TIER_MS[tier] or TIER_MS["5m"])
-        s.hot.budget = 64 * 1024 * 1024
+        s.days.hot.budget = 64 * 1024 * 1024
         s.refresh_rollups(CLOSED + DAY_MS)  # the reads above asked for them
-        assert len(hot_tables(s)) == len(s.manifest.all())
+        assert len(hot_tables(s)) == len(s.days.manifest.all())
         check(s, [batch], "raw", TIER_MS["5m"])
     finally:
         s.close()

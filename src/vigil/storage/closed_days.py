@@ -39,7 +39,7 @@ from vigil.storage.store import TIER_MS, TIERS, Tier
 DAY_MS = TIER_MS["1d"]
 # A day closes this long after its end (late samples until then are cheap: they only
 # mark buckets; after, they bring the day back into the tables once: see
-# ``DuckDBStore._reopen_dirty_days``).
+# ``DayCloser.reopen_dirty_days``).
 CLOSE_AFTER_MS = 2 * TIER_MS["1h"]
 # Powers of ten tried for a day's values; the smallest with nearly every value exact wins.
 SCALES = (1, 10, 100, 1000, 10_000, 100_000, 1_000_000)

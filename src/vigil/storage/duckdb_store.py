@@ -9,7 +9,6 @@ files, runs on its own cursor.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
@@ -17,7 +16,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -28,8 +27,8 @@ from vigil.core.errors import SeriesLimitExceeded, StoreUnavailable
 from vigil.core.matchers import Matcher
 from vigil.core.types import Int32Array, SampleBatch, SeriesKey
 from vigil.storage import closed_days, rollups
-from vigil.storage.closed_days import CLOSE_AFTER_MS, DAY_MS, ClosedFile, FileGuard, Manifest
-from vigil.storage.hot_files import HotFiles
+from vigil.storage.closed_days import CLOSE_AFTER_MS, DAY_MS
+from vigil.storage.day_closer import HOT_BYTES, DayCloser
 from vigil.storage.migrations import LATEST, MIGRATIONS
 from vigil.storage.rollups import DirtyBuckets, merge_ranges, merge_ranges_of, range_filter
 from vigil.storage.series_index import SeriesIndex
@@ -37,7 +36,6 @@ from vigil.storage.sketch import key_sql, representative
 from vigil.storage.store import (
     ROLLUP_TIERS,
     TIER_MS,
-    TIERS,
     Buckets,
     CommitListener,
     MetricInfo,
@@ -68,7 +66,7 @@ class _Sel:
 # group's 122,880 series ids take ≈ 150 kB, alone in their block): the TSBS day took
 # 6.92 B/sample in 256 kB blocks, 5.72 in 128 kB, 5.56 in 64 kB; at 32 kB some columns
 # no longer fit compressed (6.48), at 16 kB most (13.4). See docs/benchmarks.md,
-# "Latest: block size and backfilled days".
+# "Before: block size and backfilled days".
 BLOCK_SIZE = 65_536
 # Above this many series a selection is a semi-join on a registered table (behind a
 # cheap id-range prefilter) instead of an IN list, which DuckDB evaluates per row.
@@ -81,20 +79,6 @@ _IN_LIST_MAX = 16
 _REBUILD_CHUNK: dict[Tier, int] = {"5m": 12, "1h": 3, "1d": 1}
 # The schema version that added ``closed_files`` (storage/closed_days.py).
 _CLOSED_FILES = 5
-# The tables of metric data, each with a row no read ever selects (see _give_back_blocks).
-_METRIC = {
-    "samples": "(-1, -1, 0)",
-    **{f"rollup_{t}": "(-1, -1, 0, 0, 0, 0, 0, 0, [], [])" for t in ("5m", "1h", "1d")},
-    "rollup_dirty": "('-', -1)",
-}
-# Memory for closed files kept decoded (setting ``closed_days_memory``; hot_files.py).
-HOT_BYTES = 64 * 1024 * 1024
-# Ranges up to this many days are checked for being wholly closed (see ``_rel``).
-_SKIP_TABLE_MAX_DAYS = 400
-# Raw rows per closed file (a range of series each): bounds the sort before the write
-# (≈ 36 MB for 1 M rows) and the sketch merge when 5m sketches are written from them.
-_CLOSE_PART_ROWS = 1_000_000
-_SENTINEL = {t: "tier = '-'" if t == "rollup_dirty" else "series_id = -1" for t in _METRIC}
 
 
 class DuckDBStore:
@@ -138,13 +122,9 @@ class DuckDBStore:
         self.rewrite_listeners: list[RewriteListener] = []
         self.refresh_stats: dict[str, float] = {"runs": 0, "buckets": 0, "seconds": 0.0,
                                                  "last_run_ms": 0}
-        self.close_after_ms = close_after_ms  # 0: days are never closed
-        self.closed_root = path.parent / f"{path.stem}-closed"
-        self.manifest = Manifest()
-        self.guard = FileGuard()
-        self.hot = HotFiles(hot_bytes)
-        if hot_bytes:  # compressed, as a file's tables are (≈ 10x less than plain)
-            self._db.execute("ATTACH ':memory:' AS hot (COMPRESS)")
+        self.days = DayCloser(self._maint, path.parent / f"{path.stem}-closed", self.dirty,
+                              close_after_ms=close_after_ms, hot_bytes=hot_bytes,
+                              transaction=self._transaction, rewritten=self._rewritten)
         if self.schema_version() >= 1:
             self._load()
         self._writer: WriteBuffer[_Item] = WriteBuffer(self._commit, lambda it: len(it[1]))
@@ -163,7 +143,7 @@ class DuckDBStore:
                 "SELECT count(*) FROM closed_files").fetchall()[0][0]:
             raise StoreUnavailable(
                 f"cannot migrate below version {_CLOSED_FILES}: closed days are stored in "
-                f"Parquet files under {self.closed_root}, which older versions cannot read")
+                f"Parquet files under {self.days.closed_root}, which older versions cannot read")
         steps = (
             [(m.version, m.up, m.description) for m in MIGRATIONS if current < m.version <= target]
             if target >= current
@@ -204,21 +184,7 @@ class DuckDBStore:
             marks[tier] = [r[0] for r in rows]
         self.dirty.mark(marks)
         if self.schema_version() >= _CLOSED_FILES:
-            self._load_closed()
-
-    def _load_closed(self) -> None:
-        """The manifest of closed files; files it does not name (written by a close or
-        left by a reopen or retention that did not finish) are deleted, as are sentinel
-        rows a crash left behind (see ``_give_back_blocks``)."""
-        self._drop_sentinels()
-        rows = self._db.execute("SELECT tier, day, path, rows, sketches, key_lo, key_hi "
-                                "FROM closed_files").fetchall()
-        self.manifest = Manifest([ClosedFile(t, d, p, n, k, None if lo is None else (lo, hi))
-                                  for t, d, p, n, k, lo, hi in rows])
-        named = {f.path for f in self.manifest.all()}
-        if self.closed_root.is_dir():
-            closed_days.remove([str(p) for p in self.closed_root.glob("*/*.parquet")
-                                if str(p) not in named])
+            self.days.load()
 
     # ------------------------------------------------------------------ writes
     def submit(self, tenant: str, batch: SampleBatch) -> Future[int]:
@@ -379,36 +345,6 @@ class DuckDBStore:
             if registered:
                 cur.unregister("_sel")
 
-    def _rel(self, tier: Tier, start_ms: int, end_ms: int, keys: list[int] | None = None,
-             sketches: bool = False) -> str:
-        """``tier``'s table, with the closed files of days overlapping the range (only
-        the rows of metrics ``keys``, and files with sketches if ``sketches``); the caller
-        holds ``self.guard.reading()`` until its statement has run.
-
-        The table is left out when every day of the range is closed and none has stale
-        buckets: a closed day's rows are in the tables only while it has (late samples
-        mark them; its rollups are rebuilt only once it is reopened)."""
-        hot, cold = [], []
-        for f in self.manifest.files(tier, start_ms, end_ms, sketches, keys):
-            table = self.hot.table(f.path)
-            if table:
-                hot.append(closed_days.read_hot_sql(tier, f"hot.{table}", keys))
-            else:
-                cold.append(f.path)
-        name = closed_days.table(tier)
-        if not hot and not cold:
-            return name
-        if cold:
-            self.hot.want(cold)
-        files = " UNION ALL ".join(
-            [*hot, *([closed_days.read_sql(tier, cold, keys)] if cold else [])])
-        first, last = start_ms // DAY_MS * DAY_MS, (end_ms - 1) // DAY_MS * DAY_MS
-        if last - first <= _SKIP_TABLE_MAX_DAYS * DAY_MS:
-            days = set(range(first, last + 1, DAY_MS))
-            if days <= self.manifest.days() and not days & self.dirty.days():
-                return f"({files})"
-        return f"(SELECT * FROM {name} UNION ALL {files})"
-
     def _sources(
         self, tier: Tier, start_ms: int, end_ms: int, series: str, rollup_cols: str,
         raw_cols: str, keys: list[int], *, sketches: bool = False,
@@ -416,17 +352,17 @@ class DuckDBStore:
         """Rows of ``tier`` in range, with still-dirty buckets read from raw samples (and,
         when reading ``sketches``, closed days whose 5m files hold none)."""
         raw = (f"SELECT series_id, ts AS t0, {raw_cols} "
-               f"FROM {self._rel('raw', start_ms, end_ms, keys)} "
+               f"FROM {self.days.relation('raw', start_ms, end_ms, keys)} "
                f"WHERE {series} AND ts >= {start_ms} AND ts < {end_ms}")
         if tier == "raw":
             return raw
         dirty = self.dirty.ranges(tier, start_ms, end_ms)
         if sketches and tier == "5m":
             dirty = merge_ranges_of([*dirty, *(
-                (d, d + DAY_MS) for d in self.manifest.without_sketches()
+                (d, d + DAY_MS) for d in self.days.manifest.without_sketches()
                 if d < end_ms and d + DAY_MS > start_ms)])
         rolled = (f"SELECT series_id, bucket AS t0, {rollup_cols} "
-                  f"FROM {self._rel(tier, start_ms, end_ms, keys, sketches)} "
+                  f"FROM {self.days.relation(tier, start_ms, end_ms, keys, sketches)} "
                   f"WHERE {series} AND bucket >= {start_ms} AND bucket < {end_ms}")
         if not dirty:
             return rolled
@@ -460,7 +396,7 @@ class DuckDBStore:
         if not len(sel.series_ids):
             return _empty_buckets()
         cur = self._cursor()
-        with self.guard.reading(), self._selected(cur, sel) as s:
+        with self.days.guard.reading(), self._selected(cur, sel) as s:
             keys = self.index.name_keys(sel.series_ids)
             cols = "cnt, total, min, max, last_ts, last"
             if (tier != "raw" and step_ms == TIER_MS[tier] and not s.join
@@ -470,7 +406,7 @@ class DuckDBStore:
                 # no grouping needed.
                 c = self._fetch(cur, s, f"""
                     SELECT {s.grp} AS grp, bucket AS t, {cols}
-                    FROM {self._rel(tier, start_ms, end_ms, keys)}
+                    FROM {self.days.relation(tier, start_ms, end_ms, keys)}
                     WHERE {s.where} AND bucket >= {start_ms} AND bucket < {end_ms}""")
                 return _buckets(c)
             src = self._sources(
@@ -494,9 +430,9 @@ class DuckDBStore:
         if not len(sel.series_ids):
             return _empty_points()
         cur = self._cursor()
-        with self.guard.reading(), self._selected(cur, sel) as s:
+        with self.days.guard.reading(), self._selected(cur, sel) as s:
             keys = self.index.name_keys(sel.series_ids)
-            raw = self._rel("raw", start_ms, end_ms, keys)
+            raw = self.days.relation("raw", start_ms, end_ms, keys)
             t0 = start_ms // step_ms * step_ms
             if tier == "raw" and s.one_group and (end_ms - 1) // step_ms * step_ms == t0:
                 # One group, one step bucket (a dashboard's "p95 of the last hour"): one
@@ -536,9 +472,9 @@ class DuckDBStore:
         if not len(sel.series_ids):
             return _empty_points()
         cur = self._cursor()
-        with self.guard.reading(), self._selected(cur, Selection(sel.series_ids,
+        with self.days.guard.reading(), self._selected(cur, Selection(sel.series_ids,
                                                                  sel.series_ids)) as s:
-            raw = self._rel("raw", start_ms, end_ms, self.index.name_keys(sel.series_ids))
+            raw = self.days.relation("raw", start_ms, end_ms, self.index.name_keys(sel.series_ids))
             c = self._fetch(cur, s, f"SELECT series_id AS k, ts AS t, value FROM {raw} "
                                     f"WHERE {s.where} AND ts >= {start_ms} AND ts < {end_ms} "
                                     f"ORDER BY series_id, ts")
@@ -549,7 +485,7 @@ class DuckDBStore:
         only the series not found there from every closed day (a file each)."""
         ids = np.asarray(series_ids, np.int32)
         whole = TIER_MS["1d"] * 400_000  # every day bucket since the epoch, in one step
-        recent = max(self.manifest.days(), default=0) - 7 * DAY_MS
+        recent = max(self.days.manifest.days(), default=0) - 7 * DAY_MS
         b = self.buckets(tenant, "1d", Selection(ids, ids), recent, whole, whole)
         missing = np.setdiff1d(ids, b.group)
         if len(missing) and recent > 0:
@@ -568,8 +504,8 @@ class DuckDBStore:
         t0 = time.perf_counter()
         rebuilt = 0
         with self._maint_lock:
-            self._reopen_dirty_days()
-            closed = self.manifest.days()  # samples that came since: reopened next run
+            self.days.reopen_dirty_days()
+            closed = self.days.manifest.days()  # samples that came since: reopened next run
             for tier in ROLLUP_TIERS:
                 done: set[int] = set()  # a bucket written again meanwhile waits for next run
                 while snap := self.dirty.snapshot(tier, now_ms, quiet_s, _REBUILD_CHUNK[tier],
@@ -579,8 +515,8 @@ class DuckDBStore:
                     if snap:
                         self._rebuild(tier, snap)
                         rebuilt += len(snap)
-            self._close_days(now_ms)
-            self._warm()
+            self.days.close_days(now_ms)
+            self.days.warm()
         st = self.refresh_stats
         st["runs"] += 1
         st["buckets"] += rebuilt
@@ -608,260 +544,6 @@ class DuckDBStore:
         for lo, hi in ranges:
             self._rewritten(lo, hi)
 
-    def _close_days(self, now_ms: int) -> None:
-        """Move every day that ended ``close_after_ms`` ago and has no stale bucket from
-        the tables to Parquet files, a day per transaction (storage/closed_days.py).
-
-        The files are written inside the transaction that deletes the day's rows, so
-        they hold exactly the rows it deletes: samples committed meanwhile stay in the
-        table (and, being late for a closed day, reopen it at the next refresh)."""
-        if self.close_after_ms <= 0:
-            return
-        horizon = (now_ms - self.close_after_ms) // DAY_MS * DAY_MS
-        stale = self.dirty.days()
-        union = " UNION ".join(
-            f"SELECT DISTINCT {closed_days.time_column(t)} // {DAY_MS} * {DAY_MS} AS day "
-            f"FROM {closed_days.table(t)} WHERE {closed_days.time_column(t)} < {horizon}"
-            for t in TIERS)
-        days = [d for (d,) in self._maint.execute(union).fetchall() if d not in stale]
-        for day in sorted(days):
-            self._close_day(day)
-        if days:
-            self._give_back_blocks()
-
-    def _give_back_blocks(self) -> None:
-        """Let the database file shrink once closes left the metric tables empty (a
-        backfill, or an import, is over), when nothing else is writing.
-
-        DuckDB frees a closed day's blocks at the next checkpoint and cuts the file after
-        its last block in use. What keeps the end of the file in use is metadata: each
-        table's is rewritten, to the lowest free blocks, only when the table changed
-        since the last checkpoint; and a table's rows stay where they were written. So
-        every metric table is changed once (a sentinel row added, then deleted, each
-        committed; no read selects series -1), the store's small tables are rewritten
-        whole (to the lowest free blocks), and the file checkpointed. On the TSBS day:
-        44 MB → 0.3 MB.
-        With live data in the tables the freed blocks are reused by later writes, and
-        this is skipped, as it is when a write is in flight."""
-        con = self._maint
-        if any(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in _METRIC):
-            return
-        try:
-            con.execute("CHECKPOINT")
-            for t, row in _METRIC.items():
-                con.execute(f"INSERT INTO {t} VALUES {row}")
-            for t in ("closed_files", "series", "schema_migrations"):
-                self._transaction(f"CREATE TEMP TABLE _rows AS SELECT * FROM {t}",
-                                  f"DELETE FROM {t}",
-                                  f"INSERT INTO {t} SELECT * FROM _rows",
-                                  "DROP TABLE _rows")
-            self._drop_sentinels()
-            con.execute("CHECKPOINT")
-        except duckdb.TransactionException:
-            log.debug("checkpoint after close skipped: a write was in flight")
-        finally:
-            self._drop_sentinels()
-
-    def _drop_sentinels(self) -> None:
-        for t in _METRIC:
-            self._maint.execute(f"DELETE FROM {t} WHERE {_SENTINEL[t]}")
-
-    def _close_day(self, day: int) -> None:
-        con = self._maint
-        generation = time.time_ns()
-        files: list[ClosedFile] = []
-        con.execute("BEGIN")
-        try:
-            raw_day = f"ts >= {day} AND ts < {day + DAY_MS}"
-            scale = closed_days.pick_scale(tuple(con.execute(
-                closed_days.scale_sql(raw_day)).fetchall()[0]))
-            for tier in TIERS:
-                col, table = closed_days.time_column(tier), closed_days.table(tier)
-                where = f"{col} >= {day} AND {col} < {day + DAY_MS}"
-                # While the day's raw samples are kept, its 5m quantiles are read from
-                # them: the 5m sketches (0.64 B/sample on the TSBS day, as much as half
-                # the raw samples) are written when raw expires (_keep_sketches).
-                sketches = tier != "5m" or not any(f.tier == "raw" for f in files)
-                keyed = tier in closed_days.KEYED
-                parts = self._register_order(f"{table} WHERE {where}") if keyed else 1
-                copied = 0
-                for part in range(parts):
-                    source = (f"(SELECT t.*, o.name_key FROM {table} t "
-                              f"JOIN _order o USING (series_id) WHERE o.part = {part})"
-                              if keyed else None)
-                    path = self._file(ClosedFile(tier, day, "", 0, sketches), generation,
-                                      part, files)
-                    copied += self._write_file(files, closed_days.copy_sql(
-                        tier, where, scale, path, source=source, sketches=sketches))
-                [(deleted,)] = con.execute(f"DELETE FROM {table} WHERE {where}").fetchall()
-                if deleted != copied:  # never delete a row no file holds
-                    raise StoreUnavailable(f"closing day {day}: {deleted} {tier} rows to "
-                                           f"move but {copied} written")
-            self._record(files)
-            with self.guard.writing():
-                con.execute("COMMIT")
-                for f in files:
-                    self.manifest.add(f)
-        except BaseException:
-            con.execute("ROLLBACK")
-            closed_days.remove([f.path for f in files])
-            raise
-        finally:
-            with contextlib.suppress(duckdb.Error):
-                con.unregister("_order")
-        # Same rows, now summed in another order (last bits): cached answers go.
-        self._rewritten(day, day + DAY_MS)
-        self.hot.want([f.path for f in files])  # a day just over is the likeliest read
-
-    def _file(self, like: ClosedFile, generation: int, part: int,
-              files: list[ClosedFile]) -> str:
-        """A new closed file's path, added to ``files`` (where a failure finds it)."""
-        path = closed_days.file_path(self.closed_root, like.tier, like.day, generation, part)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        files.append(replace(like, path=str(path)))
-        return str(path)
-
-    def _write_file(self, files: list[ClosedFile], copy: str) -> int:
-        """Write ``files[-1]`` with the ``COPY`` statement ``copy`` and make it durable;
-        drop it from ``files`` if empty. For the tiers sorted by metric, the file's range
-        of ``name_key`` lets reads of other metrics skip it. Returns its rows."""
-        f = files[-1]
-        [(n,)] = self._maint.execute(copy).fetchall()
-        if not n:
-            files.pop()
-            Path(f.path).unlink()
-            return 0
-        closed_days.sync(Path(f.path))
-        keys = None
-        if f.tier in closed_days.KEYED:
-            [keys] = self._maint.execute(closed_days.key_range_sql(f.path)).fetchall()
-        files[-1] = replace(f, rows=int(n), keys=keys)
-        return int(n)
-
-    def _record(self, files: list[ClosedFile]) -> None:
-        """Add ``files`` to ``closed_files`` (in the caller's transaction)."""
-        self._maint.executemany(
-            "INSERT INTO closed_files VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(f.tier, f.day, f.path, f.rows, f.sketches, *(f.keys or (None, None)))
-             for f in files])
-
-    def _register_order(self, rows_from: str) -> int:
-        """Register ``_order`` (series_id, name_key, part) on the maintenance cursor for
-        every series: its metric's key and its part of a closed day's files (series in
-        (metric, series) order, about ``_CLOSE_PART_ROWS`` raw rows of ``rows_from`` a
-        part, bounding the sort before each file is written). Returns how many parts."""
-        con = self._maint
-        keys = con.execute(closed_days.ORDER_SQL).fetchnumpy()
-        counts = con.execute(f"SELECT series_id, count(*) AS n FROM {rows_from} "
-                             "GROUP BY 1").fetchnumpy()
-        by_id = np.argsort(keys["series_id"])
-        ids = keys["series_id"][by_id].astype(np.int64)
-        name_key = keys["name_key"][by_id].astype(np.int64)
-        rows = np.zeros(len(ids), np.int64)
-        rows[np.searchsorted(ids, counts["series_id"])] = counts["n"]
-        order, part = closed_days.assign_parts(ids, name_key, rows, _CLOSE_PART_ROWS)
-        con.register("_order", pa.table({"series_id": ids[order].astype(np.int32),
-                                         "name_key": name_key[order].astype(np.int32),
-                                         "part": part}))
-        return int(part[-1]) + 1 if len(part) else 1
-
-    def _reopen_dirty_days(self) -> None:
-        """Bring closed days that received samples since back into the tables, so their
-        stale buckets are rebuilt as any others; they close again once rolled up.
-
-        Their raw samples go back into ``samples`` and every bucket of the day is marked
-        stale (in the same transaction), so the rollups are rebuilt from raw rather than
-        read back (the 5m files may hold no sketches)."""
-        con = self._maint
-        for day in sorted(self.manifest.days() & self.dirty.days()):
-            marks = DirtyBuckets.touched(day + np.arange(0, DAY_MS, TIER_MS["5m"]))
-            con.execute("BEGIN")
-            try:
-                paths = self.manifest.paths("raw", day, day + 1)
-                if paths:
-                    con.execute("INSERT INTO samples "
-                                f"SELECT * FROM {closed_days.read_sql('raw', paths)}")
-                con.execute(rollups.dirty_rows_sql(marks))
-                con.execute(f"DELETE FROM closed_files WHERE day = {day}")
-                with self.guard.writing():
-                    con.execute("COMMIT")
-                    self.dirty.mark(dict(marks))
-                    self._delete([f.path for f in self.manifest.drop_day(day)])
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-
-    def _keep_sketches(self, raw_cutoff: int, keep_5m_from: int) -> None:
-        """Before the raw samples of closed days before ``raw_cutoff`` are deleted, write
-        the 5m files of those the 5m tier keeps again, with sketches computed from them
-        (a range of series at a time, bounding the sketch merge's memory)."""
-        con = self._maint
-        for day in self.manifest.without_sketches():
-            if not keep_5m_from <= day < raw_cutoff:
-                continue
-            paths = self.manifest.paths("raw", day, day + 1)
-            raw = closed_days.read_sql("raw", paths)
-            generation = time.time_ns()
-            files: list[ClosedFile] = []
-            con.execute("BEGIN")
-            try:
-                [(scale,)] = con.execute(closed_days.scale_of_sql(paths)).fetchall()
-                for part in range(self._register_order(raw)):
-                    rolled = rollups.rebuild_from_raw_sql(
-                        f"series_id IN (SELECT series_id FROM _order WHERE part = {part})", raw)
-                    source = (f"(SELECT r.*, o.name_key FROM ({rolled}) r "
-                              "JOIN _order o USING (series_id))")
-                    path = self._file(ClosedFile("5m", day, "", 0), generation, part, files)
-                    self._write_file(files, closed_days.copy_sql(
-                        "5m", "TRUE", int(scale), path, source=source))
-                con.execute(f"DELETE FROM closed_files WHERE tier = '5m' AND day = {day}")
-                self._record(files)
-                with self.guard.writing():
-                    con.execute("COMMIT")
-                    self._delete([f.path for f in self.manifest.replace("5m", day, files)])
-            except BaseException:
-                con.execute("ROLLBACK")
-                closed_days.remove([f.path for f in files])
-                raise
-            finally:
-                with contextlib.suppress(duckdb.Error):
-                    con.unregister("_order")
-            # No rewrite to announce: quantiles read the same keys from the sketches as
-            # they did from the raw samples.
-
-    def _delete(self, paths: list[str]) -> None:
-        """Delete closed files no longer named, and their in-memory copies (the caller
-        holds ``self.guard.writing()``)."""
-        for table in self.hot.forget(paths):
-            self._maint.execute(f"DROP TABLE hot.{table}")
-        closed_days.remove(paths)
-
-    def _warm(self) -> None:
-        """Load the closed files reads wanted (and days just closed) into memory, within
-        ``hot_bytes`` (see storage/hot_files.py); least recently used ones make room."""
-        if not self.hot.budget:
-            return
-        con = self._maint
-        wanted = set(self.hot.take_wanted())
-        for f in self.manifest.all():
-            if f.path not in wanted or self.hot.table(f.path):
-                continue
-            before = self._hot_memory()
-            table = self.hot.new_name()
-            con.execute(closed_days.load_sql(f, f"hot.{table}"))
-            with contextlib.suppress(duckdb.Error):  # compresses; skipped if reads overlap
-                con.execute("CHECKPOINT hot")
-            with self.guard.writing():
-                size = max(self._hot_memory() - before, 1)  # others may free meanwhile
-                for old in self.hot.add(f.path, table, size):
-                    con.execute(f"DROP TABLE hot.{old}")
-
-    def _hot_memory(self) -> int:
-        [(n,)] = self._maint.execute(
-            "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory() "
-            "WHERE tag = 'IN_MEMORY_TABLE'").fetchall()
-        return int(n)
-
     def _transaction(self, *statements: str) -> None:
         """Run ``statements`` on the maintenance cursor in one transaction."""
         con = self._maint
@@ -877,9 +559,9 @@ class DuckDBStore:
     def recompute_rollups(self, start_ms: int, end_ms: int) -> int:
         w = TIER_MS["5m"]
         starts = np.arange(start_ms // w * w, end_ms, w, dtype=np.int64)
-        with self.guard.reading():
+        with self.days.guard.reading():
             row = self._cursor().execute(
-                f"SELECT min(ts), max(ts) FROM {self._rel('raw', start_ms, end_ms)} "
+                f"SELECT min(ts), max(ts) FROM {self.days.relation('raw', start_ms, end_ms)} "
                 "WHERE ts >= ? AND ts < ?", [start_ms, end_ms]).fetchall()[0]
         if row[0] is None:
             return 0
@@ -898,10 +580,10 @@ class DuckDBStore:
         dirty = self.dirty.counts()
         tiers = {}
         for tier in ROLLUP_TIERS:
-            with self.guard.reading():
+            with self.days.guard.reading():
                 row = cur.execute(f"SELECT count(*), min(bucket), max(bucket) "
-                                  f"FROM {self._rel(tier, -(2**62), 2**62)}").fetchall()[0]
-                files = self.manifest.rows(tier)
+                                  f"FROM {self.days.relation(tier, -(2**62), 2**62)}").fetchall()[0]
+                files = self.days.manifest.rows(tier)
             tiers[tier] = {"rows": row[0], "first_bucket_ms": row[1], "last_bucket_ms": row[2],
                            "stale_buckets": dirty[tier], "rows_in_closed_files": files}
         return {"tiers": tiers, "refresh": dict(self.refresh_stats)}
@@ -917,7 +599,7 @@ class DuckDBStore:
                 cutoff = (now_ms - keep) // DAY_MS * DAY_MS
                 if tier == "raw":
                     keep_5m = retention_ms.get("5m", 0)
-                    self._keep_sketches(cutoff, (now_ms - keep_5m) // DAY_MS * DAY_MS
+                    self.days.keep_sketches(cutoff, (now_ms - keep_5m) // DAY_MS * DAY_MS
                                         if keep_5m > 0 else -(2**62))
                 col = closed_days.time_column(tier)
                 con.execute("BEGIN")
@@ -926,10 +608,10 @@ class DuckDBStore:
                                          f"WHERE {col} < {cutoff}").fetchall()
                     con.execute(f"DELETE FROM closed_files WHERE tier = '{tier}' "
                                 f"AND day < {cutoff}")
-                    with self.guard.writing():
+                    with self.days.guard.writing():
                         con.execute("COMMIT")
-                        gone = self.manifest.drop_before(tier, cutoff)
-                        self._delete([f.path for f in gone])
+                        gone = self.days.manifest.drop_before(tier, cutoff)
+                        self.days.delete([f.path for f in gone])
                 except BaseException:
                     con.execute("ROLLBACK")
                     raise
