@@ -563,3 +563,29 @@ def test_hot_files_drop_the_least_recently_used_beyond_the_budget() -> None:
     assert hot.forget(["a", "x"]) == [] and hot.size() == 0
     hot.want(["p", "q"])
     assert hot.take_wanted() == ["p", "q"] and hot.take_wanted() == []
+
+
+def test_a_failure_after_the_close_commits_keeps_the_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = DuckDBStore(tmp_path / "s.duckdb")
+    batch = random_batch(np.random.default_rng(21), 800, DAY_MS)
+    s.submit("t", batch).result()
+    s.refresh_rollups(CLOSED - 1)
+
+    def broken(self: object, f: object) -> None:
+        raise RuntimeError("manifest")
+
+    monkeypatch.setattr("vigil.storage.closed_days.Manifest.add", broken)
+    with pytest.raises(RuntimeError, match="manifest"):
+        s.refresh_rollups(CLOSED)
+    written = files(s)
+    assert written  # committed: closed_files names them, so they stay
+    s.close()
+    monkeypatch.undo()
+    s = DuckDBStore(tmp_path / "s.duckdb")
+    try:
+        assert files(s) == written
+        for tier in ("raw", "5m", "1h", "1d"):
+            check(s, [batch], tier, TIER_MS[tier] or TIER_MS["5m"])
+    finally:
+        s.close()

@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
@@ -41,6 +42,12 @@ _SKIP_TABLE_MAX_DAYS = 400
 # Raw rows per closed file (a range of series each): bounds the sort before the write
 # (≈ 36 MB for 1 M rows) and the sketch merge when 5m sketches are written from them.
 _CLOSE_PART_ROWS = 1_000_000
+
+
+@dataclass
+class _NewFiles:
+    files: list[ClosedFile] = field(default_factory=list)
+    committed: bool = False
 
 
 class DayCloser:
@@ -165,9 +172,8 @@ class DayCloser:
     def _close_day(self, day: int) -> None:
         con = self._con
         generation = time.time_ns()
-        files: list[ClosedFile] = []
-        con.execute("BEGIN")
-        try:
+        with self._writing_files() as new:
+            files = new.files
             raw_day = f"ts >= {day} AND ts < {day + DAY_MS}"
             scale = closed_days.pick_scale(tuple(con.execute(
                 closed_days.scale_sql(raw_day)).fetchall()[0]))
@@ -193,21 +199,40 @@ class DayCloser:
                 if deleted != copied:  # never delete a row no file holds
                     raise StoreUnavailable(f"closing day {day}: {deleted} {tier} rows to "
                                            f"move but {copied} written")
-            self._record(files)
-            with self.guard.writing():
-                con.execute("COMMIT")
+            with self._committing(new):
                 for f in files:
                     self.manifest.add(f)
+        # Same rows, now summed in another order (last bits): cached answers go.
+        self._rewritten(day, day + DAY_MS)
+        self.hot.want([f.path for f in files])  # a day just over is the likeliest read
+
+    @contextmanager
+    def _writing_files(self) -> Iterator[_NewFiles]:
+        """A transaction on the maintenance cursor that writes closed files (into the
+        list it gives): a failure before its commit rolls it back and deletes them."""
+        con = self._con
+        new = _NewFiles()
+        con.execute("BEGIN")
+        try:
+            yield new
         except BaseException:
-            con.execute("ROLLBACK")
-            closed_days.remove([f.path for f in files])
+            if not new.committed:  # after the commit, closed_files names them: keep them
+                con.execute("ROLLBACK")
+                closed_days.remove([f.path for f in new.files])
             raise
         finally:
             with contextlib.suppress(duckdb.Error):
                 con.unregister("_order")
-        # Same rows, now summed in another order (last bits): cached answers go.
-        self._rewritten(day, day + DAY_MS)
-        self.hot.want([f.path for f in files])  # a day just over is the likeliest read
+
+    @contextmanager
+    def _committing(self, new: _NewFiles) -> Iterator[None]:
+        """Record the files and commit; the body swaps the manifest, still holding the
+        guard exclusively, so no read sees the tables and the manifest disagree."""
+        self._record(new.files)
+        with self.guard.writing():
+            self._con.execute("COMMIT")
+            new.committed = True
+            yield
 
     def _file(self, like: ClosedFile, generation: int, part: int,
               files: list[ClosedFile]) -> str:
@@ -298,9 +323,8 @@ class DayCloser:
             paths = self.manifest.paths("raw", day, day + 1)
             raw = closed_days.read_sql("raw", paths)
             generation = time.time_ns()
-            files: list[ClosedFile] = []
-            con.execute("BEGIN")
-            try:
+            with self._writing_files() as new:
+                files = new.files
                 [(scale,)] = con.execute(closed_days.scale_of_sql(paths)).fetchall()
                 for part in range(self._register_order(raw)):
                     rolled = rollups.rebuild_from_raw_sql(
@@ -311,17 +335,8 @@ class DayCloser:
                     self._write_file(files, closed_days.copy_sql(
                         "5m", "TRUE", int(scale), path, source=source))
                 con.execute(f"DELETE FROM closed_files WHERE tier = '5m' AND day = {day}")
-                self._record(files)
-                with self.guard.writing():
-                    con.execute("COMMIT")
+                with self._committing(new):
                     self.delete([f.path for f in self.manifest.replace("5m", day, files)])
-            except BaseException:
-                con.execute("ROLLBACK")
-                closed_days.remove([f.path for f in files])
-                raise
-            finally:
-                with contextlib.suppress(duckdb.Error):
-                    con.unregister("_order")
             # No rewrite to announce: quantiles read the same keys from the sketches as
             # they did from the raw samples.
 
