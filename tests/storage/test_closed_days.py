@@ -562,7 +562,25 @@ def test_hot_files_drop_the_least_recently_used_beyond_the_budget() -> None:
     assert hot.add("d", "f4", 500) == ["f1", "f3", "f4"]  # alone over the budget
     assert hot.forget(["a", "x"]) == [] and hot.size() == 0
     hot.want(["p", "q"])
-    assert hot.take_wanted() == ["p", "q"] and hot.take_wanted() == []
+    hot.want(["q"], make_room=True)
+    assert hot.take_wanted() == {"p": False, "q": True} and hot.take_wanted() == {}
+    assert hot.free() == 100
+
+
+def test_files_read_from_disk_are_loaded_only_into_free_room(store: DuckDBStore) -> None:
+    """A day just closed pushes out the least recently used copies; a file a read took
+    from disk does not, so reads over more days than fit do not churn the copies."""
+    batch = random_batch(np.random.default_rng(22), 3000, 2 * DAY_MS)
+    store.submit("t", batch).result()
+    store.refresh_rollups(CLOSED)  # day one closes and is loaded
+    first = {f.path for f in store.days.manifest.all()}
+    store.days.hot.budget = store.days.hot.size()  # full
+    store.refresh_rollups(CLOSED + DAY_MS)  # day two closes, pushing day one out
+    second = {f.path for f in store.days.manifest.all()} - first
+    assert {p for p in first | second if store.days.hot.table(p)} == second
+    check(store, [batch], "raw", TIER_MS["5m"])  # reads day one from disk: wanted
+    store.refresh_rollups(CLOSED + DAY_MS)
+    assert {p for p in first | second if store.days.hot.table(p)} == second
 
 
 def test_a_failure_after_the_close_commits_keeps_the_files(

@@ -22,7 +22,7 @@ import pyarrow as pa
 from vigil.core.errors import StoreUnavailable
 from vigil.storage import closed_days, rollups
 from vigil.storage.closed_days import DAY_MS, ClosedFile, FileGuard, Manifest
-from vigil.storage.hot_files import HotFiles
+from vigil.storage.hot_files import EXPANSION, HotFiles
 from vigil.storage.rollups import DirtyBuckets
 from vigil.storage.store import TIER_MS, TIERS, Tier
 
@@ -204,7 +204,8 @@ class DayCloser:
                     self.manifest.add(f)
         # Same rows, now summed in another order (last bits): cached answers go.
         self._rewritten(day, day + DAY_MS)
-        self.hot.want([f.path for f in files])  # a day just over is the likeliest read
+        # a day just over is the likeliest read
+        self.hot.want([f.path for f in files], make_room=True)
 
     @contextmanager
     def _writing_files(self) -> Iterator[_NewFiles]:
@@ -349,13 +350,16 @@ class DayCloser:
 
     def warm(self) -> None:
         """Load the closed files reads wanted (and days just closed) into memory, within
-        ``hot_bytes`` (see storage/hot_files.py); least recently used ones make room."""
+        ``hot_bytes`` (see storage/hot_files.py): days just closed push out the least
+        recently used copies; files reads took from disk go only into free room."""
         if not self.hot.budget:
             return
         con = self._con
-        wanted = set(self.hot.take_wanted())
+        wanted = self.hot.take_wanted()
         for f in self.manifest.all():
-            if f.path not in wanted or self.hot.table(f.path):
+            make_room = wanted.get(f.path)
+            if make_room is None or (not make_room and self.hot.free() <
+                                     EXPANSION * Path(f.path).stat().st_size):
                 continue
             before = self._hot_memory()
             table = self.hot.new_name()
