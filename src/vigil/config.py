@@ -32,7 +32,10 @@ def _duration_s(v: Any) -> float:
 
 
 def _int(v: Any) -> int:
-    return int(str(v).replace("_", ""))
+    try:
+        return int(str(v).replace("_", ""))
+    except ValueError:
+        raise ValueError("must be a whole number, e.g. 1024 or 67_108_864") from None
 
 
 def _size(v: Any) -> int:
